@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OwtConfig(AppConfig):
+    name = "owt"
+    verbose_name = "Platform"

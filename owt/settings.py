@@ -1,0 +1,233 @@
+"""Settings, read from the environment with embedded defaults.
+
+With no environment at all the platform runs on a SQLite file, an in-memory
+channel layer and a broker kept on disk (kombu's filesystem transport), so that
+one command starts everything on a fresh machine. Setting ``DATABASE_URL``,
+``REDIS_URL`` / ``CELERY_BROKER_URL`` and ``CHANNEL_LAYER`` runs the same code
+distributed (see README, "Running distributed").
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("OWT_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# The embedded default key is only for a developer's machine; production sets SECRET_KEY.
+SECRET_KEY = os.environ.get("SECRET_KEY", "owt-embedded-insecure-key-change-me-in-production-0123456789")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "channels",
+    "owt",
+    "streamengine",
+    "conference",
+    "egress",
+    "metrics",
+    "portal_stats",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "owt.errors.RequestSizeLimitMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "owt.urls"
+ASGI_APPLICATION = "owt.asgi.application"
+WSGI_APPLICATION = "owt.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+DEFAULT_SQLITE_URL = f"sqlite:///{VAR_DIR / 'owt.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", DEFAULT_SQLITE_URL),
+        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Several processes (portal, worker) share the file: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Time ---------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media files ---------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# --- Request limits -------------------------------------------------------------
+# Bodies larger than this are refused with 413 in the API's own error format.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BODY_BYTES", str(2 * 1024 * 1024)))
+
+# Which error envelope answers a request refused before it reaches a view, by URL prefix.
+API_ERROR_FORMATS = {
+    "/v1/": "owt.errors.OWT_ERRORS",
+    "/v1.1/": "owt.errors.OWT_ERRORS",
+    "/services": "owt.errors.OWT_ERRORS",
+    "/metrics/v1/": "metrics.errors.ERROR_FORMAT",
+    "/portal/": "portal_stats.errors.ERROR_FORMAT",
+    "/egress/": "egress.errors.ERROR_FORMAT",
+}
+
+# --- Channels -----------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "redis" if REDIS_URL else "memory")
+if CHANNEL_LAYER == "redis":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ.get("CHANNEL_REDIS_URL", REDIS_URL or "redis://127.0.0.1:6379/1")]},
+        }
+    }
+else:
+    # Only reaches consumers in this process: the embedded media node runs in the portal's loop.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Celery -------------------------------------------------------------------
+CELERY_BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # memory:// does not cross processes; a folder on disk does, with no server to install.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
+        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL or f"file://{VAR_DIR / 'celery-results'}")
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "3600"))
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
+CELERY_TASK_DEFAULT_QUEUE = "data"
+CELERY_TASK_ROUTES = {
+    # Long media jobs never wait behind (or starve) quick data jobs.
+    "egress.tasks.*": {"queue": "media"},
+    "conference.tasks.media_*": {"queue": "media"},
+    "streamengine.tasks.media_*": {"queue": "media"},
+    "metrics.tasks.*": {"queue": "data"},
+    "portal_stats.tasks.*": {"queue": "data"},
+}
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE: dict = {}  # apps add entries in their AppConfig.ready()
+CELERY_RESULT_EXPIRES = 24 * 3600
+
+# --- REST ---------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "owt.errors.default_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OWT media platform API",
+    "DESCRIPTION": (
+        "OWT management and stream-engine APIs, egress tasks, peermetrics ingestion and "
+        "dashboard, and Viblast-style P2P CDN statistics."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Media engine ---------------------------------------------------------------
+# aiortc falls back to a public STUN server when given none: always pass this list.
+# JSON list of RTCIceServer dicts, e.g. [{"urls": "stun:stun.example.org:3478"}].
+ICE_SERVERS_JSON = os.environ.get("ICE_SERVERS", "[]")
+# Host addresses the engine offers as ICE candidates; empty = the machine's interfaces.
+MEDIA_HOST_ADDRESSES = env_list("MEDIA_HOST_ADDRESSES")
+MEDIA_NODE_EMBEDDED = env_bool("MEDIA_NODE_EMBEDDED", CHANNEL_LAYER == "memory")
+MEDIA_NODE_HEARTBEAT_SECONDS = float(os.environ.get("MEDIA_NODE_HEARTBEAT_SECONDS", "5"))
+
+# --- OWT ------------------------------------------------------------------------
+# Where clients reach this portal; written into room tokens ("host" and "secure").
+OWT_PORTAL_HOST = os.environ.get("OWT_PORTAL_HOST", "127.0.0.1:8000")
+OWT_PORTAL_SECURE = env_bool("OWT_PORTAL_SECURE", False)
+OWT_TOKEN_LIFETIME_SECONDS = int(os.environ.get("OWT_TOKEN_LIFETIME_SECONDS", "180"))
+
+# --- Logging ------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "aioice": {"level": "WARNING"},
+        "aiortc": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,25 @@
+"""Root URL map: each API under its own prefix, plus admin, schema and health."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from owt.views import HealthView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("health/", HealthView.as_view(), name="health"),
+    # OWT stream engine (/v1.1/stream-engine/...) before conference's /v1.1/ routes.
+    path("", include("streamengine.urls")),
+    # OWT management API: /services, /v1/rooms..., /v1.1/rooms...
+    path("", include("conference.urls")),
+    path("egress/", include("egress.urls")),
+    path("metrics/v1/", include("metrics.urls")),
+    path("portal/", include("portal_stats.urls")),
+]
+
+handler404 = "owt.errors.not_found_view"
+handler500 = "owt.errors.server_error_view"

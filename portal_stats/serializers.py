@@ -1,0 +1,1 @@
+"""portal_stats serializers."""
