@@ -50,3 +50,92 @@ class Token(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}/{self.role}@{self.domain_id}"
+
+
+class Node(models.Model):
+    """A media node process (the stream-engine ``WorkerNode``): hosts peer connections for rooms."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    agent = models.CharField(max_length=255, help_text="Host/agent locality name")
+    kind = models.CharField(max_length=32, default="webrtc")
+    # Channels-layer channel name the portal sends node commands to.
+    channel_name = models.CharField(max_length=255, blank=True)
+    stream_addr = models.JSONField(default=dict, help_text='{"ip": host, "port": n}')
+    load = models.FloatField(default=0.0, help_text="0..1, reported with each heartbeat")
+    embedded = models.BooleanField(default=False, help_text="Runs inside a portal process")
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Participant(models.Model):
+    """A logged-in client (or a server-side job) in a domain; id = the signaling session id."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="participants")
+    user = models.CharField(max_length=255)
+    role = models.CharField(max_length=255)
+    permission = models.JSONField(default=dict, help_text='{"publish":{"audio","video"},"subscribe":{...}}')
+    # Channels-layer channel of the signaling consumer serving this participant.
+    portal = models.CharField(max_length=255, blank=True)
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="participants")
+    user_agent = models.JSONField(default=dict, blank=True)
+    protocol = models.CharField(max_length=8, default="1.2")
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["domain", "joined_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.id})"
+
+
+class Publication(models.Model):
+    """A published stream. ``media`` keeps the protocol-1.2 track form; REST renders v1.0/v1.1 forms."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="publications")
+    participant = models.ForeignKey(
+        Participant, null=True, blank=True, on_delete=models.CASCADE, related_name="publications"
+    )
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="publications")
+    kind = models.CharField(max_length=32, default="forward", help_text="forward | mixed")
+    # {"tracks": [{"id", "type", "source", "format", "parameters", "optional", "status", "mid", "rid"}]}
+    media = models.JSONField(default=dict)
+    data = models.BooleanField(default=False)
+    # {"owner", "type": "webrtc"|"streaming"|"sip"|"analytics", "inViews": [...], "attributes": {...}}
+    info = models.JSONField(default=dict)
+    transport_id = models.CharField(max_length=64, blank=True)
+    ready = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["domain", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Subscription(models.Model):
+    id = models.CharField(primary_key=True, max_length=64)
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="subscriptions")
+    participant = models.ForeignKey(
+        Participant, null=True, blank=True, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="subscriptions")
+    kind = models.CharField(max_length=32, default="webrtc")
+    # {"tracks": [{"type", "from", "format", "parameters", "mid", "status"}]}
+    media = models.JSONField(default=dict)
+    data = models.JSONField(null=True, blank=True)
+    info = models.JSONField(default=dict)
+    transport_id = models.CharField(max_length=64, blank=True)
+    ready = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["domain", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.id

@@ -1,0 +1,3 @@
+"""Routes of the management resources over the live engine (participants, streams)."""
+
+urlpatterns: list = []
