@@ -15,7 +15,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@app.task(name="owt.ping", queue="data")
+@app.task(name="owt.ping")
 def ping(value: str = "pong") -> dict:
     """Round trip used by the health check and the tests: proves a worker consumes the broker."""
     import socket

@@ -93,7 +93,7 @@ TEMPLATES = [
 DEFAULT_SQLITE_URL = f"sqlite:///{VAR_DIR / 'owt.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", DEFAULT_SQLITE_URL),
+        os.environ.get("DATABASE_URL") or DEFAULT_SQLITE_URL,
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
     )
 }
@@ -102,6 +102,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # A file, not shared-cache memory: concurrency tests then see real SQLite locking (waits, not errors).
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(VAR_DIR / f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Time ---------------------------------------------------------------------
@@ -113,6 +117,7 @@ USE_TZ = True
 # --- Static and media files ---------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
@@ -137,7 +142,7 @@ API_ERROR_FORMATS = {
 
 # --- Channels -----------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "redis" if REDIS_URL else "memory")
+CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER") or ("redis" if REDIS_URL else "memory")
 if CHANNEL_LAYER == "redis":
     CHANNEL_LAYERS = {
         "default": {
@@ -151,7 +156,8 @@ else:
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+# "localhost" only names the machine whose folder holds the queue (kombu wants a host name).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost/"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # memory:// does not cross processes; a folder on disk does, with no server to install.
@@ -161,7 +167,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "store_processed": False,
     }
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL or f"file://{VAR_DIR / 'celery-results'}")
+    for folder in ("queue", "processed"):
+        (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or REDIS_URL or f"file://{VAR_DIR / 'celery-results'}"
+if CELERY_RESULT_BACKEND.startswith("file://"):
+    Path(CELERY_RESULT_BACKEND.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -171,6 +181,7 @@ CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 CELERY_TASK_DEFAULT_QUEUE = "data"
 CELERY_TASK_ROUTES = {
     # Long media jobs never wait behind (or starve) quick data jobs.
+    "owt.ping": {"queue": "data"},
     "egress.tasks.*": {"queue": "media"},
     "conference.tasks.media_*": {"queue": "media"},
     "streamengine.tasks.media_*": {"queue": "media"},

@@ -1,0 +1,124 @@
+"""Start the whole platform: portal (daphne, with the embedded media node), a Celery worker and beat.
+
+On the embedded defaults this needs no server at all (SQLite, in-memory channel layer,
+kombu's filesystem broker). The same processes can be started one by one for scale-out
+(README, "Running distributed"). Ctrl-C stops every child cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand, CommandParser
+
+STOP_GRACE_SECONDS = 15
+
+
+class Command(BaseCommand):
+    help = "Run portal + worker + beat in one command (migrating and bootstrapping on first start)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=os.environ.get("OWT_BIND_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("OWT_PORT", "8000")))
+        parser.add_argument("--no-worker", action="store_true", help="Do not start a Celery worker")
+        parser.add_argument("--no-beat", action="store_true", help="Do not start Celery beat")
+        parser.add_argument("--concurrency", type=int, default=1, help="Celery worker processes")
+
+    def handle(self, *args, **options) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("database migrated")
+        admin_line = self.bootstrap_admin()
+        if "owt_bootstrap" in get_commands():
+            call_command("owt_bootstrap")
+
+        python = sys.executable
+        base = str(settings.BASE_DIR)
+        children: dict[str, subprocess.Popen] = {}
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "owt.settings"}
+        portal = [python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]), "owt.asgi:application"]
+        children["portal"] = subprocess.Popen(portal, cwd=base, env=env)
+        if not options["no_worker"]:
+            worker = [python, "-m", "celery", "-A", "owt", "worker", "-Q", "media,data", "-n", "worker@%h"]
+            worker += ["-c", str(options["concurrency"]), "--loglevel", "INFO"]
+            children["worker"] = subprocess.Popen(worker, cwd=base, env=env)
+        if not options["no_beat"]:
+            schedule = Path(settings.VAR_DIR) / "celerybeat-schedule"
+            beat = [python, "-m", "celery", "-A", "owt", "beat", "-s", str(schedule), "--loglevel", "INFO"]
+            children["beat"] = subprocess.Popen(beat, cwd=base, env=env)
+
+        url = f"http://{options['host']}:{options['port']}"
+        self.stdout.write(
+            self.style.SUCCESS(
+                "\n".join(
+                    [
+                        "",
+                        "OWT media platform is starting:",
+                        f"  portal        {url}/",
+                        f"  admin         {url}/admin/   ({admin_line})",
+                        f"  API schema    {url}/api/schema/  (Swagger UI {url}/api/docs/)",
+                        f"  health        {url}/health/",
+                        f"  processes     {', '.join(f'{name} pid {p.pid}' for name, p in children.items())}",
+                        "Press Ctrl-C to stop.",
+                        "",
+                    ]
+                )
+            )
+        )
+        self.supervise(children)
+
+    def bootstrap_admin(self) -> str:
+        """Create the first superuser once; its password is printed then and kept under var/."""
+        user_model = get_user_model()
+        password_file = Path(settings.VAR_DIR) / "admin-password.txt"
+        if not user_model.objects.filter(is_superuser=True).exists():
+            password = os.environ.get("OWT_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            user_model.objects.create_superuser("admin", "admin@localhost", password)
+            password_file.write_text(password + "\n")
+            password_file.chmod(0o600)
+            return f"user admin, password {password}"
+        if password_file.exists():
+            return f"user admin, password {password_file.read_text().strip()}"
+        return "existing superuser"
+
+    def supervise(self, children: dict[str, subprocess.Popen]) -> None:
+        stopping = False
+
+        def request_stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    self.stderr.write(f"{name} exited with code {child.returncode}; stopping the platform")
+                    exit_code = child.returncode or 1
+                    stopping = True
+                    break
+            time.sleep(0.5)
+        self.stdout.write("stopping…")
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for name, child in children.items():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop in {STOP_GRACE_SECONDS}s; killing it")
+                child.kill()
+                child.wait()
+        self.stdout.write("stopped")
+        if exit_code:
+            sys.exit(exit_code)
