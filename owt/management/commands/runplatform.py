@@ -1,4 +1,4 @@
-"""Start the whole platform: portal (daphne, with the embedded media node), a Celery worker and beat.
+"""Start the whole platform: portal (daphne, with the embedded media node), Celery workers and beat.
 
 On the embedded defaults this needs no server at all (SQLite, in-memory channel layer,
 kombu's filesystem broker). The same processes can be started one by one for scale-out
@@ -29,9 +29,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("OWT_BIND_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("OWT_PORT", "8000")))
-        parser.add_argument("--no-worker", action="store_true", help="Do not start a Celery worker")
+        parser.add_argument("--no-worker", action="store_true", help="Do not start the Celery workers")
         parser.add_argument("--no-beat", action="store_true", help="Do not start Celery beat")
-        parser.add_argument("--concurrency", type=int, default=1, help="Celery worker processes")
+        parser.add_argument("--concurrency", type=int, default=1, help="Processes of the data worker")
 
     def handle(self, *args, **options) -> None:
         call_command("migrate", interactive=False, verbosity=0)
@@ -47,9 +47,12 @@ class Command(BaseCommand):
         portal = [python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]), "owt.asgi:application"]
         children["portal"] = subprocess.Popen(portal, cwd=base, env=env)
         if not options["no_worker"]:
-            worker = [python, "-m", "celery", "-A", "owt", "worker", "-Q", "media,data", "-n", "worker@%h"]
-            worker += ["-c", str(options["concurrency"]), "--loglevel", "INFO"]
-            children["worker"] = subprocess.Popen(worker, cwd=base, env=env)
+            celery_worker = [python, "-m", "celery", "-A", "owt", "worker", "--loglevel", "INFO"]
+            # One worker per queue: a long media job never holds up rollups and summaries.
+            media = ["-Q", "media", "-n", "media@%h", "-c", "1", "--prefetch-multiplier", "1"]
+            data = ["-Q", "data", "-n", "data@%h", "-c", str(options["concurrency"])]
+            children["media-worker"] = subprocess.Popen(celery_worker + media, cwd=base, env=env)
+            children["data-worker"] = subprocess.Popen(celery_worker + data, cwd=base, env=env)
         if not options["no_beat"]:
             schedule = Path(settings.VAR_DIR) / "celerybeat-schedule"
             beat = [python, "-m", "celery", "-A", "owt", "beat", "-s", str(schedule), "--loglevel", "INFO"]
