@@ -94,7 +94,7 @@ def build_header(
     parts = [f"MAuth realm={REALM}", f"mauth_signature_method={SIGNATURE_METHOD}"]
     if username is not None:
         parts += [f"mauth_username={username}", f"mauth_role={role}"]
-    sig = signature(key, string_to_sign(str(timestamp), cnonce, username, role if username is not None else None))
+    sig = signature(key, string_to_sign(str(timestamp), cnonce, username, role))
     parts += [
         f"mauth_serviceid={service_id}",
         f"mauth_cnonce={cnonce}",
@@ -130,7 +130,7 @@ def verify(header: str | None, *, now: float | None = None) -> MAuthCredentials:
     """Check an ``Authorization`` value; raises :class:`MAuthFailed` (401/1101) with the reason."""
     if not header:
         raise MAuthFailed("MAuth: missing Authorization header")
-    if not header.startswith("MAuth "):
+    if header[:6].lower() != "mauth ":  # the spec's own example writes "Mauth realm=..."
         raise MAuthFailed("MAuth: Authorization header is not MAuth")
     fields = parse_header(header)
     if fields.get("signature_method") != SIGNATURE_METHOD:

@@ -73,6 +73,8 @@ def test_verify_failures(db):
     old = mauth.build_header(service_id=service.id, key="k", timestamp=int((now - 3600) * 1000))
     fails(old, "window")
     assert mauth.verify(good, now=now).service == service
+    lowercase = mauth.build_header(service_id=service.id, key="k").replace("MAuth realm", "Mauth realm")
+    assert mauth.verify(lowercase, now=now).service == service
 
 
 def test_http_replay_and_failures_use_owt_envelope(api, http):
