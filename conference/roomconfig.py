@@ -517,6 +517,33 @@ def update_config(*, current: dict, body: Any, merge: str) -> dict:
     return _validate(document)
 
 
+# Key order of every object in a room, as the schema declares it. PostgreSQL's jsonb does not
+# keep key order, so responses are put back in this order to read the same on every database.
+KEY_ORDER = {
+    key: rank
+    for rank, key in enumerate(
+        [
+            *RoomSchema._declared_fields,
+            *("role", "publish", "subscribe", "label", "audio", "video", "format", "parameters", "codec"),
+            *("sampleRate", "channelNum", "profile", "vad", "resolution", "left", "top", "width", "height"),
+            *("framerate", "bitrate", "keyFrameInterval", "maxInput", "motionFactor", "bgColor", "r", "g", "b"),
+            *("keepActiveInputPrimary", "layout", "fitPolicy", "setRegionEffect", "templates", "base", "custom"),
+            *("primary", "region", "id", "shape", "area", "participantActivities", "streamChange"),
+            *("sipServer", "username", "password", "encrypted"),
+        ]
+    )
+}
+
+
+def in_key_order(value: Any) -> Any:
+    if isinstance(value, dict):
+        ordered = sorted(value, key=lambda key: KEY_ORDER.get(key, len(KEY_ORDER)))
+        return {key: in_key_order(value[key]) for key in ordered}
+    if isinstance(value, list):
+        return [in_key_order(item) for item in value]
+    return value
+
+
 def decrypt_sip(config: dict) -> dict:
     password = config.get("sip", {}).get("password")
     if isinstance(password, dict) and "encrypted" in password:
