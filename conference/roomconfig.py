@@ -129,10 +129,6 @@ class Number(serializers.Field):
         return value
 
 
-def strict_int(**kwargs: Any) -> serializers.IntegerField:
-    return StrictInteger(**kwargs)
-
-
 class StrictInteger(serializers.IntegerField):
     """An integer given as a JSON number (``true`` and ``"5"`` are refused)."""
 
@@ -187,8 +183,8 @@ class FalseOr(serializers.Field):
 
 class AudioFormat(Schema):
     codec = serializers.CharField()
-    sampleRate = strict_int(min_value=1, required=False)  # noqa: N815 (wire name)
-    channelNum = strict_int(min_value=1, required=False)  # noqa: N815
+    sampleRate = StrictInteger(min_value=1, required=False)  # noqa: N815 (wire name)
+    channelNum = StrictInteger(min_value=1, required=False)  # noqa: N815
 
 
 class VideoFormat(Schema):
@@ -267,8 +263,8 @@ class Layout(Schema):
 
 
 class Resolution(Schema):
-    width = strict_int(min_value=16, max_value=7680, default=640)
-    height = strict_int(min_value=16, max_value=4320, default=480)
+    width = StrictInteger(min_value=16, max_value=7680, default=640)
+    height = StrictInteger(min_value=16, max_value=4320, default=480)
 
 
 class VideoParameters(Schema):
@@ -280,16 +276,16 @@ class VideoParameters(Schema):
 
 
 class Color(Schema):
-    r = strict_int(min_value=0, max_value=255, default=0)
-    g = strict_int(min_value=0, max_value=255, default=0)
-    b = strict_int(min_value=0, max_value=255, default=0)
+    r = StrictInteger(min_value=0, max_value=255, default=0)
+    g = StrictInteger(min_value=0, max_value=255, default=0)
+    b = StrictInteger(min_value=0, max_value=255, default=0)
 
 
 class ViewVideo(Schema):
     fill = {"format": DEFAULT_VIEW_VIDEO_FORMAT, "parameters": {}, "bgColor": {}, "layout": {}}
     format = VideoFormat()
     parameters = VideoParameters()
-    maxInput = strict_int(min_value=1, max_value=256, default=16)  # noqa: N815
+    maxInput = StrictInteger(min_value=1, max_value=256, default=16)  # noqa: N815
     motionFactor = Number(exclusive_minimum=0, default=0.8)  # noqa: N815
     bgColor = Color()  # noqa: N815
     keepActiveInputPrimary = StrictBoolean(default=False)  # noqa: N815
@@ -405,8 +401,8 @@ class RoomSchema(Schema):
 
     fill = {"transcoding": {}, "notifying": {}}
     name = serializers.CharField(max_length=255)
-    inputLimit = strict_int(min_value=-1, default=-1)  # noqa: N815
-    participantLimit = strict_int(min_value=-1, default=-1)  # noqa: N815
+    inputLimit = StrictInteger(min_value=-1, default=-1)  # noqa: N815
+    participantLimit = StrictInteger(min_value=-1, default=-1)  # noqa: N815
     selectActiveAudio = StrictBoolean(default=False)  # noqa: N815
     enableBandwidthAdaptation = StrictBoolean(default=False)  # noqa: N815
     roles = Role(many=True)
