@@ -17,7 +17,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from conference import layouts
+from conference import jsonpatch, layouts
 from conference.crypto import decrypt, encrypt
 from conference.exceptions import InvalidRequest
 from owt.errors import describe_validation_error
@@ -502,12 +502,25 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def update_config(*, current: dict, body: Any, merge: str) -> dict:
-    """New validated settings (with ``name``) after a PUT (shallow) or PATCH (deep merge)."""
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object")
+    """New validated settings (with ``name``) after a PUT (``merge="shallow"``) or a PATCH
+    (``merge="deep"``: an object is a JSON merge patch, an array an RFC 6902 JSON Patch)."""
     current = decrypt_sip(current)
-    # PUT is the reference's: null keys dropped, top-level keys assigned over the stored room.
-    document = {**current, **strip_nulls(body)} if merge == "shallow" else merge_patch(current, body)
+    if merge == "deep" and isinstance(body, list):
+        try:
+            document = jsonpatch.apply(current, body)
+        except jsonpatch.JsonPatchError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        if not isinstance(document, dict):
+            raise InvalidRequest("The patched room must be a JSON object")
+    elif not isinstance(body, dict):
+        raise InvalidRequest(
+            "The request body must be a JSON object" + (" or a JSON Patch array" if merge == "deep" else "")
+        )
+    elif merge == "shallow":
+        # The reference's PUT: null keys dropped, top-level keys assigned over the stored room.
+        document = {**current, **strip_nulls(body)}
+    else:
+        document = merge_patch(current, body)
     for key in ("_id", "id"):
         document.pop(key, None)
     return _validate(document)
