@@ -88,9 +88,7 @@ def test_duplicate_service_name(superapi):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_bootstraps_make_one_super_service():
-    """The one-super constraint, not a check-then-insert, decides (needs PostgreSQL)."""
-    if connection.vendor == "sqlite":
-        pytest.skip("concurrency is checked on PostgreSQL (DATABASE_URL)")
+    """The one-super constraint, not a check-then-insert, decides."""
     results, barrier = [], threading.Barrier(4)
 
     def bootstrap():

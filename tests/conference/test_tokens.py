@@ -70,12 +70,7 @@ def test_role_must_exist_in_this_room(api):
 
 @pytest.mark.django_db(transaction=True)
 def test_token_single_use_under_concurrency(http):
-    """Many simultaneous logins with one token: exactly one wins (real threads, own connections).
-
-    Needs a server database: SQLite's shared in-memory test DB answers "table is locked".
-    """
-    if connection.vendor == "sqlite":
-        pytest.skip("concurrency is checked on PostgreSQL (DATABASE_URL)")
+    """Many simultaneous logins with one token: exactly one wins (real threads, own connections)."""
     service = service_create(name="t", key="k")
     api = ManagementClient("http://testserver", service.id, "k", http=http)
     room = api.create_room("r")
