@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class MetricsConfig(AppConfig):
     name = "metrics"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        # Raw stats retention runs hourly on the data queue.
+        settings.CELERY_BEAT_SCHEDULE.setdefault(
+            "metrics-stats-retention",
+            {"task": "metrics.tasks.stats_purge_expired", "schedule": 3600.0, "options": {"queue": "data"}},
+        )
