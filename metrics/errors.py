@@ -7,7 +7,11 @@ Codes, messages and statuses are the reference server's (the SDK's retry logic r
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from django.http import HttpResponse
+from rest_framework.response import Response
 
 from owt.errors import ApiError, ErrorFormat
 
@@ -55,14 +59,16 @@ STATUS_KIND = {400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "n
 
 
 class PeermetricsError(ApiError):
-    """A reference error code; message and status come from the table above."""
+    """A reference error code. ``message`` and status are the reference's, exactly; what
+    exactly was wrong goes to an extra ``detail`` key (the SDK ignores unknown keys)."""
 
-    def __init__(self, code: str, message: str | None = None):
-        default_message, status = MESSAGES[code]
+    def __init__(self, code: str, detail: str | None = None):
+        message, status = MESSAGES[code]
         self.kind = STATUS_KIND.get(status, "invalid")
-        super().__init__(message or default_message, code=code, status=status)
+        super().__init__(message, code=code, status=status)
         # ApiError falls back to default_message for an empty one; unknown_error's is "".
-        self.message = message if message is not None else default_message
+        self.message = message
+        self.detail = detail or None
 
 
 class PeermetricsErrorFormat(ErrorFormat):
@@ -70,6 +76,23 @@ class PeermetricsErrorFormat(ErrorFormat):
         if isinstance(code, str):
             return {"error_code": code, "message": message}
         return {"error_code": KIND_CODES.get(kind, "unknown_error"), "message": message}
+
+    @staticmethod
+    def _with_detail(response: Any, exc: Exception) -> Any:
+        detail = getattr(exc, "detail", None)
+        if isinstance(exc, PeermetricsError) and detail:
+            payload = {**response.data, "detail": detail} if hasattr(response, "data") else None
+            if payload is not None:
+                response.data = payload
+            else:
+                response.content = json.dumps({**json.loads(response.content), "detail": detail})
+        return response
+
+    def response(self, exc: Exception) -> HttpResponse:
+        return self._with_detail(super().response(exc), exc)
+
+    def exception_handler(self, exc: Exception, context: dict) -> Response:
+        return self._with_detail(super().exception_handler(exc, context), exc)
 
 
 ERROR_FORMAT = PeermetricsErrorFormat()

@@ -32,6 +32,7 @@ class Sdk:
         self.client = client or Client()
         self.origin = origin
         self.token: str | None = None
+        self.last_detail: str | None = None
 
     def call(self, method: str, path: str, body: Any, *, token: bool = True) -> tuple[int, Any]:
         if isinstance(body, dict) and token and self.token and "token" not in body:
@@ -39,7 +40,10 @@ class Sdk:
         headers = {"HTTP_ORIGIN": self.origin} if self.origin else {}
         raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
         response = self.client.generic(method, f"/metrics/v1/{path}", raw, content_type="text/plain", **headers)
-        return response.status_code, (json.loads(response.content) if response.content else None)
+        parsed = json.loads(response.content) if response.content else None
+        # The reference's exact {"error_code","message"}; our extra "detail" is kept aside.
+        self.last_detail = parsed.pop("detail", None) if isinstance(parsed, dict) else None
+        return response.status_code, parsed
 
     def post(self, path: str, body: Any, **kwargs: Any) -> tuple[int, Any]:
         return self.call("POST", path, body, **kwargs)
