@@ -7,13 +7,15 @@ Codes, messages and statuses are the reference server's (the SDK's retry logic r
 
 from __future__ import annotations
 
-import json
+import logging
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from rest_framework.response import Response
 
-from owt.errors import ApiError, ErrorFormat
+from owt.errors import ApiError, ErrorFormat, classify
+
+logger = logging.getLogger(__name__)
 
 MESSAGES: dict[str, tuple[str, int]] = {
     "missing_parameters": ("Some parameters are missing from the request.", 400),
@@ -77,22 +79,23 @@ class PeermetricsErrorFormat(ErrorFormat):
             return {"error_code": code, "message": message}
         return {"error_code": KIND_CODES.get(kind, "unknown_error"), "message": message}
 
-    @staticmethod
-    def _with_detail(response: Any, exc: Exception) -> Any:
-        detail = getattr(exc, "detail", None)
-        if isinstance(exc, PeermetricsError) and detail:
-            payload = {**response.data, "detail": detail} if hasattr(response, "data") else None
-            if payload is not None:
-                response.data = payload
-            else:
-                response.content = json.dumps({**json.loads(response.content), "detail": detail})
-        return response
+    def payload(self, exc: Exception) -> tuple[int, dict]:
+        """(status, body) for any exception; our errors add what exactly was wrong as ``detail``."""
+        kind, status, message, code = classify(exc)
+        if kind == "server":
+            logger.exception("unhandled error", exc_info=exc)
+        body = self.body(kind=kind, status=status, message=message, code=code)
+        if isinstance(exc, PeermetricsError) and exc.detail:
+            body["detail"] = exc.detail
+        return status, body
 
     def response(self, exc: Exception) -> HttpResponse:
-        return self._with_detail(super().response(exc), exc)
+        status, body = self.payload(exc)
+        return JsonResponse(body, status=status)
 
     def exception_handler(self, exc: Exception, context: dict) -> Response:
-        return self._with_detail(super().exception_handler(exc, context), exc)
+        status, body = self.payload(exc)
+        return Response(body, status=status)
 
 
 ERROR_FORMAT = PeermetricsErrorFormat()

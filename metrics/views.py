@@ -239,19 +239,27 @@ class TracksView(SdkView):
         return Response({"data": TrackOut(services.track_update(session=session, body=body, now=now)).data})
 
 
-@csrf_exempt
-async def stats_view(request: HttpRequest) -> HttpResponse:
-    """POST /stats: one getStats sample of one connection; answered once committed."""
-    if request.method != "POST":
-        return ERROR_FORMAT.response(PeermetricsError("method_not_allowed"))
+async def stats_answer(raw: bytes) -> tuple[int, Any]:
+    """POST /stats: one getStats sample of one connection, answered once committed.
+
+    Shared by the Django view below and the ASGI fast path (:mod:`metrics.asgi`).
+    """
     try:
-        body = parse_body(request.body)
+        body = parse_body(raw)
         claims = tokens.verify("session", body.get("token"), ("s",))
         now = services.event_time(body.get("delta"))
         await ingest.stats_accept(session_id=str(claims["s"]), body=body, now=now)
     except Exception as exc:  # noqa: BLE001 - every failure answers in the API's envelope
-        return ERROR_FORMAT.response(exc)
-    return JsonResponse("", safe=False)
+        return ERROR_FORMAT.payload(exc)
+    return 200, ""
+
+
+@csrf_exempt
+async def stats_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return ERROR_FORMAT.response(PeermetricsError("method_not_allowed"))
+    status, body = await stats_answer(request.body)
+    return JsonResponse(body, status=status, safe=False)
 
 
 # --- dashboard routes ----------------------------------------------------------------------------
