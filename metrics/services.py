@@ -490,7 +490,12 @@ def _connection_event_apply(*, session: Session, connection: Connection, name: s
             issue_raise(code="ice_failed", **issue_kwargs)
     elif name == "onconnectionstatechange":
         state = _state(data, CONNECTION_STATES, "connection state")
-        connection.state = state
+        # The SDK posts events concurrently, so they can arrive out of order: a late
+        # "new"/"connecting" never undoes a connection that already got further.
+        if not (
+            state in ("new", "connecting") and connection.state in ("connected", "disconnected", "failed", "closed")
+        ):
+            connection.state = state
         if state == "connected":
             _mark_connected(connection, now)
         elif state == "failed":

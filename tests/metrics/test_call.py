@@ -306,3 +306,15 @@ def test_remove_connection_and_remove_peer_with_app_level_peer_id(app, sdk, eage
         },
     )
     assert not Conference.objects.get(conference_id="room-7").ongoing
+
+
+def test_out_of_order_state_events_do_not_regress(app, sdk):
+    sdk.join(app.api_key, "room-8", "hana")
+    _, ids = sdk.post("connection", {"eventName": "addConnection", "peerId": "ivan"})
+    base = {"peerId": ids["peer_id"], "connectionId": ids["connection_id"], "eventName": "onconnectionstatechange"}
+    for state in ("connected", "connecting", "new"):  # the SDK's concurrent posts, arriving late
+        assert sdk.post("connection", {**base, "data": state}) == (200, "")
+    connection = Connection.objects.get(pk=ids["connection_id"])
+    assert connection.state == "connected" and connection.connection_info["established"]
+    assert sdk.post("connection", {**base, "data": "disconnected"}) == (200, "")
+    assert Connection.objects.get(pk=ids["connection_id"]).state == "disconnected"
