@@ -8,8 +8,12 @@ class MetricsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        # Raw stats retention runs hourly on the data queue.
+        # Raw stats retention and stale-call cleanup run hourly on the data queue.
         settings.CELERY_BEAT_SCHEDULE.setdefault(
             "metrics-stats-retention",
             {"task": "metrics.tasks.stats_purge_expired", "schedule": 3600.0, "options": {"queue": "data"}},
+        )
+        settings.CELERY_BEAT_SCHEDULE.setdefault(
+            "metrics-close-stale-conferences",
+            {"task": "metrics.tasks.conferences_close_stale", "schedule": 3600.0, "options": {"queue": "data"}},
         )

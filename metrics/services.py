@@ -304,12 +304,22 @@ def browser_event_record(*, session: Session, body: dict, now: datetime) -> Gene
     if event_name == "beforeunload":
         _session_end(session=session, now=now)
     elif event_name in ("unload", "endCall"):
-        for connection in session.connections.filter(end_time__isnull=True):
+        for connection in session.connections.select_for_update().filter(end_time__isnull=True):
             _connection_end(connection=connection, now=now, check=False)
         _session_end(session=session, now=now)
         _conference_check(conference_id=session.conference_id, now=now)
         _session_final_checks(session=session, now=now)
     return event
+
+
+@transaction.atomic
+def conference_stop(*, conference_id: Any, now: datetime) -> None:
+    """End every open connection and session of a conference (stale calls, operators)."""
+    for connection in Connection.objects.select_for_update().filter(conference_id=conference_id, end_time__isnull=True):
+        _connection_end(connection=connection, now=now, check=False)
+    for session in Session.objects.filter(conference_id=conference_id, end_time__isnull=True):
+        _session_end(session=session, now=now)
+    _conference_check(conference_id=conference_id, now=now)
 
 
 def _session_end(*, session: Session, now: datetime) -> None:

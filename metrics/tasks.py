@@ -8,11 +8,15 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Max
 from django.utils import timezone
 
 from metrics.models import Conference, GenericEvent
+from metrics.services import conference_stop
 
 logger = logging.getLogger(__name__)
+SUMMARY_QUEUE_SECONDS = 5
 
 
 @shared_task(name="metrics.tasks.summary_build", ignore_result=True)
@@ -36,8 +40,31 @@ def stats_purge_expired() -> int:
 
 def summary_queue(*, conference_id: Any) -> None:
     """Queue a summary build; a broker outage must not fail the SDK request that ended the call
-    (the dashboard's /graphs queues it again on demand)."""
+    (the dashboard's /graphs queues it again on demand). A dashboard polling an ongoing call
+    queues at most one build per ``SUMMARY_QUEUE_SECONDS``."""
+    if not cache.add(f"metrics:summary-queued:{conference_id}", 1, SUMMARY_QUEUE_SECONDS):
+        return
     try:
         summary_build.delay(str(conference_id))
     except Exception:  # noqa: BLE001 - logged, recovered on demand
         logger.exception("could not queue the summary of conference %s", conference_id)
+
+
+@shared_task(name="metrics.tasks.conferences_close_stale", ignore_result=True)
+def conferences_close_stale() -> int:
+    """Close calls whose SDKs went silent (tab killed, network gone) ``METRICS_CONFERENCE_TIMEOUT_HOURS`` ago.
+
+    They end at their last event, so durations do not count the silence.
+    """
+    cutoff = timezone.now() - timedelta(hours=settings.METRICS_CONFERENCE_TIMEOUT_HOURS)
+    stale = (
+        Conference.objects.filter(ongoing=True)
+        .annotate(last_event=Max("events__created_at"))
+        .filter(last_event__lt=cutoff)
+        .values_list("pk", "last_event")
+    )
+    closed = 0
+    for conference_id, last_event in stale:
+        conference_stop(conference_id=conference_id, now=last_event)
+        closed += 1
+    return closed

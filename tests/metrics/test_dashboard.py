@@ -190,3 +190,22 @@ def test_stats_retention(call, settings):
     assert GenericEvent.objects.filter(category="S").count() == 0
     assert GenericEvent.objects.count() == kept
     assert "metrics-stats-retention" in settings.CELERY_BEAT_SCHEDULE
+
+
+def test_stale_conferences_are_closed_at_their_last_event(app, sdk, settings, eager_celery):
+    from metrics.models import Conference
+    from metrics.tasks import conferences_close_stale
+
+    sdk.join(app.api_key, "forgotten", "zoe")
+    _, ids = sdk.post("connection", {"eventName": "addConnection", "peerId": "yann"})
+    assert conferences_close_stale() == 0
+    conference = Conference.objects.get(conference_id="forgotten")
+    last = timezone.now() - timedelta(hours=5)
+    conference.events.update(created_at=last)
+    Conference.objects.filter(pk=conference.pk).update(call_start=last - timedelta(minutes=10))
+    assert conferences_close_stale() == 1
+    conference.refresh_from_db()
+    assert not conference.ongoing and conference.end_time == last
+    assert conference.duration == pytest.approx(600, abs=1)
+    assert conference.connections.get().end_time == last and conference.sessions.get().end_time == last
+    assert "metrics-close-stale-conferences" in settings.CELERY_BEAT_SCHEDULE
