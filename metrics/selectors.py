@@ -35,6 +35,16 @@ def session_from_token(token: Any) -> Session:
     return session
 
 
+def conference_for_key(*, app: App, conference_id: Any) -> Conference:
+    """A conference of the app that authenticated with its api key (server-to-server routes)."""
+    if conference_id in (None, ""):
+        raise PeermetricsError("missing_parameters", "conferenceId is required")
+    conference = Conference.objects.filter(app=app, conference_id=str(conference_id)).first()
+    if conference is None:
+        raise PeermetricsError("conference_not_found")
+    return conference
+
+
 # --- dashboard: tenancy ----------------------------------------------------------------------
 
 

@@ -139,21 +139,25 @@ def _origin_host(origin: str) -> str:
     return (urlsplit(origin).hostname or "") if origin else ""
 
 
+def app_for_key(*, api_key: Any) -> App:
+    if not isinstance(api_key, str) or not API_KEY_RE.match(api_key):
+        raise PeermetricsError("invalid_api_key")
+    app = App.objects.filter(api_key=api_key, is_active=True, organization__is_active=True).first()
+    if app is None:
+        raise PeermetricsError("invalid_api_key")
+    return app
+
+
 def conference_initialize(*, body: dict, origin: str = "") -> tuple[App, Conference, Participant]:
     """Validate the api key and origin, get-or-create the conference and participant."""
     for key in ("conferenceId", "userId", "apiKey"):
         if body.get(key) in (None, ""):
             raise PeermetricsError("missing_parameters", f"{key} is required")
-    api_key = body["apiKey"]
-    if not isinstance(api_key, str) or not API_KEY_RE.match(api_key):
-        raise PeermetricsError("invalid_api_key")
+    app = app_for_key(api_key=body["apiKey"])
     conference_id = _text(body, "conferenceId")
     user_id = _text(body, "userId")
     conference_name = _text(body, "conferenceName")
     user_name = _text(body, "userName")
-    app = App.objects.filter(api_key=api_key, is_active=True, organization__is_active=True).first()
-    if app is None:
-        raise PeermetricsError("invalid_api_key")
     if not app.recording:
         raise PeermetricsError("app_not_recording")
     if app.domain and _origin_host(origin) != app.domain.lower():

@@ -20,6 +20,9 @@ urlpatterns = [
     path("connection/batch", views.ConnectionBatchView.as_view(), name="connection-batch"),
     path("stats", views.stats_view, name="stats"),
     path("tracks", views.TracksView.as_view(), name="tracks"),
+    # Server to server (apiKey in the body)
+    path("services/stop-conference", views.StopConferenceView.as_view(), name="stop-conference"),
+    path("services/get-url", views.ConferenceUrlView.as_view(), name="get-url"),
     # Dashboard (session or token auth, scoped to the caller's organizations)
     path("organizations", views.OrganizationListView.as_view(), name="organizations"),
     path("organizations/<str:pk>", views.OrganizationDetailView.as_view(), name="organization"),

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -252,6 +253,45 @@ async def stats_answer(raw: bytes) -> tuple[int, Any]:
     except Exception as exc:  # noqa: BLE001 - every failure answers in the API's envelope
         return ERROR_FORMAT.payload(exc)
     return 200, ""
+
+
+class StopConferenceView(SdkView):
+    """Server to server: end a call now (later stats get ``connection_ended``)."""
+
+    @extend_schema(
+        tags=SDK_TAG,
+        request=inline_serializer(
+            "StopConferenceIn", fields={"apiKey": serializers.CharField(), "conferenceId": serializers.CharField()}
+        ),
+        responses={200: EMPTY},
+    )
+    def post(self, request: Request) -> Response:
+        body = self.body(request)
+        conference = selectors.conference_for_key(
+            app=services.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
+        )
+        services.conference_stop(conference_id=conference.pk, now=services.event_time(None))
+        return Response({})
+
+
+class ConferenceUrlView(SdkView):
+    """Server to server: the dashboard address of a conference (``conferenceId``)."""
+
+    @extend_schema(
+        tags=SDK_TAG,
+        request=inline_serializer(
+            "GetUrlIn", fields={"apiKey": serializers.CharField(), "conferenceId": serializers.CharField()}
+        ),
+        responses={200: inline_serializer("GetUrlOut", fields={"url": serializers.URLField()})},
+    )
+    def post(self, request: Request) -> Response:
+        body = self.body(request)
+        conference = selectors.conference_for_key(
+            app=services.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
+        )
+        return Response(
+            {"url": request.build_absolute_uri(f"{reverse('metrics:dashboard')}#conference={conference.pk}")}
+        )
 
 
 @csrf_exempt

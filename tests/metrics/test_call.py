@@ -318,3 +318,30 @@ def test_out_of_order_state_events_do_not_regress(app, sdk):
     assert connection.state == "connected" and connection.connection_info["established"]
     assert sdk.post("connection", {**base, "data": "disconnected"}) == (200, "")
     assert Connection.objects.get(pk=ids["connection_id"]).state == "disconnected"
+
+
+def test_server_to_server_stop_conference_and_url(app, sdk, eager_celery):
+    sdk.join(app.api_key, "room-s2s", "kim")
+    _, ids = sdk.post("connection", {"eventName": "addConnection", "peerId": "lee"})
+    assert (
+        sdk.post("services/stop-conference", {"apiKey": app.api_key, "conferenceId": "nope"}, token=False)[1][
+            "error_code"
+        ]
+        == "conference_not_found"
+    )
+    assert (
+        sdk.post("services/stop-conference", {"apiKey": "0" * 32, "conferenceId": "room-s2s"}, token=False)[1][
+            "error_code"
+        ]
+        == "invalid_api_key"
+    )
+    assert sdk.post("services/stop-conference", {"apiKey": app.api_key, "conferenceId": "room-s2s"}, token=False) == (
+        200,
+        {},
+    )
+    conference = Conference.objects.get(conference_id="room-s2s")
+    assert not conference.ongoing and Summary.objects.filter(conference=conference).exists()
+    body = {"peerId": ids["peer_id"], "connectionId": ids["connection_id"], "data": stats_payload(0)}
+    assert sdk.post("stats", body)[1]["error_code"] == "connection_ended"
+    status, answer = sdk.post("services/get-url", {"apiKey": app.api_key, "conferenceId": "room-s2s"}, token=False)
+    assert status == 200 and answer["url"].endswith(f"/metrics/v1/dashboard#conference={conference.pk}")
