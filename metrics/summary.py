@@ -37,6 +37,7 @@ class _ConnectionSeries:
     def __init__(self) -> None:
         self.previous: dict[str, tuple[datetime, dict]] = {}
         self.samples: list[dict] = []
+        self.last_signature: tuple = ()
 
     def _delta(self, report: dict, key: str, at: datetime) -> tuple[float, float] | None:
         """(Δvalue, Δseconds) since this report id's previous sample, None for the first one."""
@@ -65,7 +66,21 @@ class _ConnectionSeries:
         total = lost_n + received_n
         return 100.0 * lost_n / total if total > 0 else None
 
+    @staticmethod
+    def _signature(data: dict) -> tuple:
+        """The counters of a sample: a retried POST (same body, back-dated) repeats them exactly."""
+        return tuple(
+            (str(report.get("id")), report.get("bytesReceived"), report.get("bytesSent"), report.get("timestamp"))
+            for kind in ("audio", "video")
+            for direction in ("inbound", "outbound")
+            for report in _reports(data, kind, direction)
+        )
+
     def add(self, at: datetime, data: dict) -> None:
+        signature = self._signature(data)
+        if signature and signature == self.last_signature:
+            return  # the SDK retried a request whose answer it lost
+        self.last_signature = signature
         pair = data.get("connection") or {}
         rtt = _num(pair.get("currentRoundTripTime")) * 1000
         if not rtt:
