@@ -209,3 +209,21 @@ def test_stale_conferences_are_closed_at_their_last_event(app, sdk, settings, ea
     assert conference.duration == pytest.approx(600, abs=1)
     assert conference.connections.get().end_time == last and conference.sessions.get().end_time == last
     assert "metrics-close-stale-conferences" in settings.CELERY_BEAT_SCHEDULE
+
+
+def test_admin_lists_and_searches_every_model(admin_client, call):
+    for model in (
+        "organization",
+        "app",
+        "conference",
+        "participant",
+        "session",
+        "connection",
+        "track",
+        "genericevent",
+        "issue",
+        "summary",
+    ):
+        response = admin_client.get(f"/admin/metrics/{model}/?q=room")
+        assert response.status_code == 200, model
+    assert admin_client.get(f"/admin/metrics/conference/{call.pk}/change/").status_code == 200
