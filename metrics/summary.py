@@ -162,7 +162,7 @@ def _emos_runs(samples: list[dict], needed: int) -> tuple[str | None, float | No
 
 
 def summary_build(*, conference_id: Any) -> Summary:
-    conference = Conference.objects.get(pk=conference_id)
+    conference = Conference.objects.select_related("app").get(pk=conference_id)
     connections = {
         connection.pk: connection
         for connection in Connection.objects.filter(conference=conference).select_related(
@@ -180,7 +180,8 @@ def summary_build(*, conference_id: Any) -> Summary:
         if connection_id in connections and isinstance(data, dict):
             series.setdefault(connection_id, _ConnectionSeries()).add(created_at, data)
         last_at = created_at
-    interval_ms = settings.METRICS_STATS_INTERVAL_MS
+    # 30 s of consecutive samples at the interval this app told its SDKs to use.
+    interval_ms = conference.app.interval or settings.METRICS_STATS_INTERVAL_MS
     needed = max(1, round(30000 / interval_ms))
     out, issues = [], []
     for connection_id, connection_series in series.items():
