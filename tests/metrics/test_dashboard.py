@@ -124,6 +124,8 @@ def test_cross_tenant_reads_are_refused(app, stranger, call):
         f"/metrics/v1/sessions/{call.sessions.get().pk}": "session_not_found",
         f"/metrics/v1/connections/{call.connections.get().pk}": "connection_not_found",
         f"/metrics/v1/issues/{call.issues.get().pk}": "issue_not_found",
+        f"/metrics/v1/participants/{call.participants.first().pk}": "participant_not_found",
+        "/metrics/v1/conferences/not-a-uuid": "conference_not_found",
     }
     for url, code in refused.items():
         response = api.get(url)
