@@ -8,6 +8,7 @@ under a row lock, so concurrent, unordered connection events do not lose updates
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -457,11 +458,12 @@ def _session_connection(session: Session, connection_id: Any, *, lock: bool = Fa
     """A connection of *this* session (the reference resolved any UUID, across tenants)."""
     if not connection_id:
         raise PeermetricsError("missing_parameters", "connectionId is required")
-    queryset = Connection.objects.select_for_update() if lock else Connection.objects
     try:
-        connection = queryset.filter(pk=connection_id, session_id=session.pk).first()
-    except Exception as exc:  # noqa: BLE001 - a malformed UUID is "not found"
+        connection_uuid = uuid.UUID(str(connection_id))
+    except ValueError as exc:
         raise PeermetricsError("connection_not_found") from exc
+    queryset = Connection.objects.select_for_update() if lock else Connection.objects
+    connection = queryset.filter(pk=connection_uuid, session_id=session.pk).first()
     if connection is None:
         raise PeermetricsError("connection_not_found")
     return connection
@@ -572,7 +574,11 @@ def connection_event_record(*, session: Session, body: dict, now: datetime) -> d
 
 
 def _is_uuid(value: str) -> bool:
-    return bool(re.fullmatch(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}", value))
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def connection_batch_record(*, session: Session, items: list, delta: Any) -> list:
