@@ -1,1 +1,552 @@
-"""metrics views."""
+"""peermetrics HTTP API: the SDK's public routes and the authenticated dashboard routes.
+
+SDK routes read a JSON body whatever the Content-Type (the SDK sends ``text/plain``), take
+the token from the body, and answer JSON on every 2xx (the SDK calls ``.json()``). Errors
+are ``{"error_code","message"}`` via :mod:`metrics.errors`; CORS is added by
+:mod:`metrics.middleware`. ``/stats`` is a plain async Django view (DRF has no async
+views) so that requests can be committed in groups (:mod:`metrics.ingest`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from metrics import ingest, selectors, services, tokens
+from metrics.errors import ERROR_FORMAT, PeermetricsError
+from metrics.serializers import (
+    AppIn,
+    AppOut,
+    AppUpdateIn,
+    ConferenceDetailOut,
+    ConferenceOut,
+    ConnectionOut,
+    EventOut,
+    IssueOut,
+    OrganizationIn,
+    OrganizationOut,
+    ParticipantOut,
+    SessionOut,
+    TrackOut,
+)
+
+SDK_TAG = ["peermetrics SDK"]
+DASHBOARD_TAG = ["peermetrics dashboard"]
+ANY_JSON = inline_serializer("SdkBody", fields={"token": serializers.CharField(required=False)})
+EMPTY = inline_serializer("SdkEmpty", fields={})
+
+
+def parse_body(raw: bytes, *, allow_list: bool = False) -> Any:
+    """The SDK's JSON body, sent as text/plain (beacons as text/plain;charset=UTF-8)."""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PeermetricsError("unknown_error", "") from exc
+    if isinstance(body, dict) or (allow_list and isinstance(body, list)):
+        return body
+    raise PeermetricsError("invalid_parameters", "the body must be a JSON object")
+
+
+# --- SDK routes ------------------------------------------------------------------------------
+
+
+class SdkView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+    error_format = ERROR_FORMAT
+
+    def body(self, request: Request) -> dict:
+        return parse_body(request._request.body)
+
+    def session_and_body(self, request: Request) -> tuple[Any, dict, Any]:
+        body = self.body(request)
+        session = selectors.session_from_token(body.get("token"))
+        return session, body, services.event_time(body.get("delta"))
+
+
+class InitializeView(SdkView):
+    @extend_schema(
+        tags=SDK_TAG,
+        request=ANY_JSON,
+        responses={
+            200: inline_serializer(
+                "InitializeOut",
+                fields={
+                    "token": serializers.CharField(),
+                    "getStatsInterval": serializers.IntegerField(),
+                    "batchConnectionEvents": serializers.BooleanField(),
+                    "time": serializers.FloatField(),
+                },
+            )
+        },
+        examples=[
+            OpenApiExample(
+                "SDK initialize",
+                request_only=True,
+                value={
+                    "conferenceId": "room-42",
+                    "conferenceName": "Standup",
+                    "userId": "user-7",
+                    "userName": "Ana",
+                    "apiKey": "0f3c9a2b7d4e4f1a9b8c7d6e5f4a3b2c",
+                },
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        app, conference, participant = services.conference_initialize(
+            body=self.body(request), origin=request.headers.get("Origin", "")
+        )
+        return Response(
+            {
+                "token": tokens.init_token(participant_id=str(participant.pk), conference_id=str(conference.pk)),
+                # An integer (webrtc-stats throws otherwise); the app's own setting wins.
+                "getStatsInterval": int(app.interval or settings.METRICS_STATS_INTERVAL_MS),
+                # Batching is broken in the SDK (addConnection gets no ids): always off.
+                "batchConnectionEvents": False,
+                "time": time.time(),
+            }
+        )
+
+
+class SessionsView(SdkView):
+    @extend_schema(
+        tags=SDK_TAG,
+        request=ANY_JSON,
+        responses={200: inline_serializer("SessionTokenOut", fields={"token": serializers.CharField()})},
+    )
+    def post(self, request: Request) -> Response:
+        body = self.body(request)
+        claims = tokens.verify("init", body.get("token"), ("p", "c"))
+        session = services.session_create(
+            conference_id=selectors.parse_uuid(claims["c"], "invalid_token"),
+            participant_id=selectors.parse_uuid(claims["p"], "invalid_token"),
+            body=body,
+            now=services.event_time(body.get("delta")),
+        )
+        return Response({"token": tokens.session_token(session_id=str(session.pk))})
+
+    @extend_schema(
+        tags=SDK_TAG,
+        request=ANY_JSON,
+        responses={200: inline_serializer("SessionUpdateOut", fields={"data": SessionOut()})},
+    )
+    def put(self, request: Request) -> Response:
+        session, body, _ = self.session_and_body(request)
+        return Response({"data": SessionOut(services.session_update(session=session, body=body)).data})
+
+
+class GetUserMediaView(SdkView):
+    @extend_schema(tags=SDK_TAG, request=ANY_JSON, responses={200: EMPTY})
+    def post(self, request: Request) -> Response:
+        session, body, now = self.session_and_body(request)
+        services.gum_event_record(session=session, body=body, now=now)
+        return Response("")
+
+
+class BrowserEventView(SdkView):
+    @extend_schema(tags=SDK_TAG, request=ANY_JSON, responses={200: EMPTY})
+    def post(self, request: Request) -> Response:
+        session, body, now = self.session_and_body(request)
+        services.browser_event_record(session=session, body=body, now=now)
+        return Response("")
+
+
+class ConnectionEventView(SdkView):
+    @extend_schema(
+        tags=SDK_TAG,
+        request=ANY_JSON,
+        responses={
+            200: inline_serializer(
+                "AddConnectionOut",
+                fields={"peer_id": serializers.UUIDField(), "connection_id": serializers.UUIDField()},
+            )
+        },
+        examples=[
+            OpenApiExample(
+                "addConnection",
+                request_only=True,
+                value={
+                    "token": "…",
+                    "eventName": "addConnection",
+                    "peerId": "user-9",
+                    "peerName": "Bob",
+                    "connectionState": "new",
+                    "isSfu": False,
+                },
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        session, body, now = self.session_and_body(request)
+        return Response(services.connection_event_record(session=session, body=body, now=now))
+
+
+class ConnectionBatchView(SdkView):
+    """Both the reference's ``{token, delta, data:[…]}`` and the SDK's bare array (no token: refused)."""
+
+    @extend_schema(
+        tags=SDK_TAG,
+        request=ANY_JSON,
+        responses={200: inline_serializer("BatchOut", fields={"data": serializers.ListField()})},
+    )
+    def post(self, request: Request) -> Response:
+        body = parse_body(request._request.body, allow_list=True)
+        if isinstance(body, list):
+            # The SDK's batch mode drops the token (an array property JSON.stringify ignores).
+            token = next((item.get("token") for item in body if isinstance(item, dict) and item.get("token")), None)
+            items, delta = body, None
+        else:
+            token, items, delta = body.get("token"), body.get("data"), body.get("delta")
+        session = selectors.session_from_token(token)
+        if not isinstance(items, list):
+            raise PeermetricsError("invalid_parameters", "data must be a list of events")
+        return Response({"data": services.connection_batch_record(session=session, items=items, delta=delta)})
+
+
+class TracksView(SdkView):
+    @extend_schema(
+        tags=SDK_TAG, request=ANY_JSON, responses={200: inline_serializer("TrackOutWrap", fields={"data": TrackOut()})}
+    )
+    def post(self, request: Request) -> Response:
+        session, body, now = self.session_and_body(request)
+        return Response({"data": TrackOut(services.track_create(session=session, body=body, now=now)).data})
+
+    @extend_schema(
+        tags=SDK_TAG,
+        request=ANY_JSON,
+        responses={200: inline_serializer("TrackUpdateWrap", fields={"data": TrackOut()})},
+    )
+    def put(self, request: Request) -> Response:
+        session, body, now = self.session_and_body(request)
+        return Response({"data": TrackOut(services.track_update(session=session, body=body, now=now)).data})
+
+
+async def stats_answer(raw: bytes) -> tuple[int, Any]:
+    """POST /stats: one getStats sample of one connection, answered once committed.
+
+    Shared by the Django view below and the ASGI fast path (:mod:`metrics.asgi`).
+    """
+    try:
+        body = parse_body(raw)
+        claims = tokens.verify("session", body.get("token"), ("s",))
+        now = services.event_time(body.get("delta"))
+        await ingest.stats_accept(session_id=str(claims["s"]), body=body, now=now)
+    except Exception as exc:  # noqa: BLE001 - every failure answers in the API's envelope
+        return ERROR_FORMAT.payload(exc)
+    return 200, ""
+
+
+class StopConferenceView(SdkView):
+    """Server to server: end a call now (later stats get ``connection_ended``)."""
+
+    @extend_schema(
+        tags=SDK_TAG,
+        request=inline_serializer(
+            "StopConferenceIn", fields={"apiKey": serializers.CharField(), "conferenceId": serializers.CharField()}
+        ),
+        responses={200: EMPTY},
+    )
+    def post(self, request: Request) -> Response:
+        body = self.body(request)
+        conference = selectors.conference_for_key(
+            app=services.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
+        )
+        services.conference_stop(conference_id=conference.pk, now=services.event_time(None))
+        return Response({})
+
+
+class ConferenceUrlView(SdkView):
+    """Server to server: the dashboard address of a conference (``conferenceId``)."""
+
+    @extend_schema(
+        tags=SDK_TAG,
+        request=inline_serializer(
+            "GetUrlIn", fields={"apiKey": serializers.CharField(), "conferenceId": serializers.CharField()}
+        ),
+        responses={200: inline_serializer("GetUrlOut", fields={"url": serializers.URLField()})},
+    )
+    def post(self, request: Request) -> Response:
+        body = self.body(request)
+        conference = selectors.conference_for_key(
+            app=services.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
+        )
+        return Response(
+            {"url": request.build_absolute_uri(f"{reverse('metrics:dashboard')}#conference={conference.pk}")}
+        )
+
+
+@csrf_exempt
+async def stats_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return ERROR_FORMAT.response(PeermetricsError("method_not_allowed"))
+    status, body = await stats_answer(request.body)
+    return JsonResponse(body, status=status, safe=False)
+
+
+# --- dashboard routes ----------------------------------------------------------------------------
+
+
+class DashboardView(APIView):
+    # Token first: an anonymous script gets 401 with WWW-Authenticate, a browser its session.
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    error_format = ERROR_FORMAT
+
+    @staticmethod
+    def page(request: Request, queryset: Any, serializer: type[serializers.Serializer]) -> Response:
+        """``?limit`` (default 50, max 200) and ``?offset`` → ``{"results", "count"}``."""
+        try:
+            limit = int(request.query_params.get("limit", 50))
+            offset = int(request.query_params.get("offset", 0))
+        except ValueError as exc:
+            raise PeermetricsError("invalid_parameters", "limit and offset must be integers") from exc
+        if not 1 <= limit <= 200 or offset < 0:
+            raise PeermetricsError("invalid_parameters", "limit must be 1..200 and offset ≥ 0")
+        return Response(
+            {"results": serializer(queryset[offset : offset + limit], many=True).data, "count": queryset.count()}
+        )
+
+
+LIST_PARAMS = [
+    OpenApiParameter("appId", str),
+    OpenApiParameter("conferenceId", str),
+    OpenApiParameter("participantId", str),
+    OpenApiParameter("limit", int),
+    OpenApiParameter("offset", int),
+]
+
+
+class OrganizationListView(DashboardView):
+    @extend_schema(tags=DASHBOARD_TAG, responses={200: OrganizationOut(many=True)})
+    def get(self, request: Request) -> Response:
+        return self.page(request, selectors.organization_list(user=request.user), OrganizationOut)
+
+    @extend_schema(tags=DASHBOARD_TAG, request=OrganizationIn, responses={201: OrganizationOut})
+    def post(self, request: Request) -> Response:
+        data = OrganizationIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        organization = services.organization_create(user=request.user, **data.validated_data)
+        return Response({"data": OrganizationOut(organization).data}, status=201)
+
+
+class OrganizationDetailView(DashboardView):
+    @extend_schema(tags=DASHBOARD_TAG, responses={200: OrganizationOut})
+    def get(self, request: Request, pk: str) -> Response:
+        return Response({"data": OrganizationOut(selectors.organization_get(user=request.user, pk=pk)).data})
+
+    @extend_schema(tags=DASHBOARD_TAG, request=OrganizationIn, responses={200: OrganizationOut})
+    def put(self, request: Request, pk: str) -> Response:
+        organization = selectors.organization_get(user=request.user, pk=pk)
+        data = OrganizationIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(
+            {
+                "data": OrganizationOut(
+                    services.organization_update(organization=organization, **data.validated_data)
+                ).data
+            }
+        )
+
+    @extend_schema(tags=DASHBOARD_TAG, responses={204: None})
+    def delete(self, request: Request, pk: str) -> Response:
+        services.organization_delete(organization=selectors.organization_get(user=request.user, pk=pk))
+        return Response(status=204)
+
+
+class AppListView(DashboardView):
+    @extend_schema(tags=DASHBOARD_TAG, responses={200: AppOut(many=True)})
+    def get(self, request: Request) -> Response:
+        return self.page(request, selectors.app_list(user=request.user), AppOut)
+
+    @extend_schema(tags=DASHBOARD_TAG, request=AppIn, responses={201: AppOut})
+    def post(self, request: Request) -> Response:
+        data = AppIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        organization = selectors.organization_get(user=request.user, pk=fields.pop("organization"))
+        return Response({"data": AppOut(services.app_create(organization=organization, **fields)).data}, status=201)
+
+
+class AppDetailView(DashboardView):
+    @extend_schema(tags=DASHBOARD_TAG, responses={200: AppOut})
+    def get(self, request: Request, pk: str) -> Response:
+        return Response({"data": AppOut(selectors.app_get(user=request.user, pk=pk)).data})
+
+    @extend_schema(tags=DASHBOARD_TAG, request=AppUpdateIn, responses={200: AppOut})
+    def put(self, request: Request, pk: str) -> Response:
+        app = selectors.app_get(user=request.user, pk=pk)
+        data = AppUpdateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response({"data": AppOut(services.app_update(app=app, **data.validated_data)).data})
+
+    @extend_schema(tags=DASHBOARD_TAG, responses={204: None})
+    def delete(self, request: Request, pk: str) -> Response:
+        services.app_delete(app=selectors.app_get(user=request.user, pk=pk))
+        return Response(status=204)
+
+
+class AppResetKeyView(DashboardView):
+    @extend_schema(
+        tags=DASHBOARD_TAG,
+        request=None,
+        responses={200: inline_serializer("ResetKeyOut", fields={"api_key": serializers.CharField()})},
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        app = services.app_reset_key(app=selectors.app_get(user=request.user, pk=pk))
+        return Response({"api_key": app.api_key})
+
+
+class ConferenceListView(DashboardView):
+    @extend_schema(
+        tags=DASHBOARD_TAG,
+        parameters=[*LIST_PARAMS, OpenApiParameter("issue_code", str)],
+        responses={200: ConferenceOut(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        return self.page(
+            request, selectors.conference_list(user=request.user, params=request.query_params), ConferenceOut
+        )
+
+
+class ConferenceDetailView(DashboardView):
+    @extend_schema(tags=DASHBOARD_TAG, responses={200: ConferenceDetailOut})
+    def get(self, request: Request, pk: str) -> Response:
+        return Response({"data": ConferenceDetailOut(selectors.conference_get(user=request.user, pk=pk)).data})
+
+
+class ConferenceEventsView(DashboardView):
+    @extend_schema(
+        tags=DASHBOARD_TAG,
+        parameters=[
+            OpenApiParameter(
+                "type", str, description="stats, connection, browser, getUserMedia, track or an event name; -x excludes"
+            ),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses={200: EventOut(many=True)},
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        conference = selectors.conference_get(user=request.user, pk=pk)
+        return self.page(
+            request,
+            selectors.conference_events(conference=conference, event_type=request.query_params.get("type")),
+            EventOut,
+        )
+
+
+class ConferenceGraphsView(DashboardView):
+    @extend_schema(
+        tags=DASHBOARD_TAG,
+        parameters=[OpenApiParameter("rebuild", bool)],
+        responses={
+            200: inline_serializer(
+                "GraphsOut",
+                fields={
+                    "ongoing": serializers.BooleanField(),
+                    "building": serializers.BooleanField(),
+                    "summary": serializers.DictField(),
+                },
+            )
+        },
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        """The summary; queues a (re)build in Celery when there is none or new stats arrived."""
+        from metrics.models import Summary
+        from metrics.summary import summary_is_stale
+        from metrics.tasks import summary_queue
+
+        conference = selectors.conference_get(user=request.user, pk=pk)
+        summary = Summary.objects.filter(conference=conference, status=Summary.Status.DONE).first()
+        building = summary is None or request.query_params.get("rebuild") in ("1", "true") or summary_is_stale(summary)
+        if building:
+            summary_queue(conference_id=conference.pk)
+        body: dict[str, Any] = {"ongoing": conference.ongoing, "building": building}
+        if summary is not None:
+            body["summary"] = summary.data
+        return Response(body)
+
+
+def _list_view(name: str, selector: Callable, serializer: type[serializers.Serializer]) -> type[DashboardView]:
+    class ListView(DashboardView):
+        @extend_schema(
+            tags=DASHBOARD_TAG,
+            parameters=LIST_PARAMS,
+            responses={200: serializer(many=True)},
+            operation_id=f"metrics_{name}_list",
+        )
+        def get(self, request: Request) -> Response:
+            return self.page(request, selector(user=request.user, params=request.query_params), serializer)
+
+    ListView.__name__ = f"{name.title()}ListView"
+    return ListView
+
+
+def _detail_view(name: str, selector: Callable, serializer: type[serializers.Serializer]) -> type[DashboardView]:
+    class DetailView(DashboardView):
+        @extend_schema(tags=DASHBOARD_TAG, responses={200: serializer}, operation_id=f"metrics_{name}_retrieve")
+        def get(self, request: Request, pk: str) -> Response:
+            return Response({"data": serializer(selector(user=request.user, pk=pk)).data})
+
+    DetailView.__name__ = f"{name.title()}DetailView"
+    return DetailView
+
+
+ParticipantListView = _list_view("participants", selectors.participant_list, ParticipantOut)
+ParticipantDetailView = _detail_view("participants", selectors.participant_get, ParticipantOut)
+SessionListView = _list_view("sessions", selectors.session_list, SessionOut)
+SessionDetailView = _detail_view("sessions", selectors.session_get, SessionOut)
+ConnectionListView = _list_view("connections", selectors.connection_list, ConnectionOut)
+ConnectionDetailView = _detail_view("connections", selectors.connection_get, ConnectionOut)
+IssueListView = _list_view("issues", selectors.issue_list, IssueOut)
+IssueDetailView = _detail_view("issues", selectors.issue_get, IssueOut)
+
+
+class SearchView(DashboardView):
+    @extend_schema(
+        tags=DASHBOARD_TAG,
+        parameters=[OpenApiParameter("query", str)],
+        responses={200: inline_serializer("SearchOut", fields={"data": serializers.ListField()})},
+    )
+    def get(self, request: Request) -> Response:
+        query = request.query_params.get("query", "").strip()
+        if not query:
+            raise PeermetricsError("missing_parameters", "query is required")
+        if len(query) > 64:
+            raise PeermetricsError("invalid_parameters", "query is at most 64 characters")
+        return Response({"data": selectors.search(user=request.user, query=query)})
+
+
+def by_method(**views: Callable) -> Callable:
+    """One path, several views: ``/sessions`` is the SDK's (POST/PUT) and the dashboard's (GET)."""
+
+    @csrf_exempt
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return views.get(request.method.lower(), views["default"])(request, *args, **kwargs)
+
+    return view
+
+
+@login_required(login_url="metrics:login")
+def dashboard_page(request: HttpRequest) -> HttpResponse:
+    """The dashboard: plain HTML + JS calling the routes above with the session cookie."""
+    return render(request, "metrics/dashboard.html")

@@ -270,3 +270,15 @@ CACHES = {
         }
     ),
 }
+
+# --- metrics (peermetrics ingestion) ----------------------------------------------------
+# CORS for the SDK's public routes (browsers on any origin post there; no credentials).
+MIDDLEWARE.insert(0, "metrics.middleware.SdkCorsMiddleware")
+METRICS_STATS_INTERVAL_MS = int(os.environ.get("METRICS_STATS_INTERVAL_MS", "10000"))
+METRICS_STATS_RETENTION_DAYS = int(os.environ.get("METRICS_STATS_RETENTION_DAYS", "30"))
+METRICS_CONFERENCE_TIMEOUT_HOURS = float(os.environ.get("METRICS_CONFERENCE_TIMEOUT_HOURS", "4"))
+METRICS_TOKEN_LIFETIME_SECONDS = int(os.environ.get("METRICS_TOKEN_LIFETIME_SECONDS", "86400"))
+METRICS_INIT_TOKEN_SECRET = os.environ.get("METRICS_INIT_TOKEN_SECRET", "")
+METRICS_SESSION_TOKEN_SECRET = os.environ.get("METRICS_SESSION_TOKEN_SECRET", "")
+# "bulk" (group commit) or "direct" (one INSERT per request; the benchmark's baseline).
+METRICS_STATS_INGEST = os.environ.get("METRICS_STATS_INGEST", "bulk")

@@ -1,0 +1,63 @@
+"""SDK tokens: HS256 JWTs carried in the request body.
+
+Claims keep the reference's names (``p`` participant, ``c`` conference for the init token;
+``s`` session for the session token; ``t`` issue time) so tokens survive a cut-over, and add
+what the reference lacks: a real ``exp``, a pinned algorithm, and a ``typ`` so one kind of
+token can never be replayed as the other even if the two secrets were configured equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import jwt
+from django.conf import settings
+
+from metrics.errors import PeermetricsError
+
+ALGORITHM = "HS256"
+
+
+def _secret(kind: str) -> bytes:
+    configured = getattr(settings, f"METRICS_{kind.upper()}_TOKEN_SECRET", "")
+    if configured:
+        return configured.encode()
+    # Derived from SECRET_KEY so every worker agrees and a restart keeps tokens valid.
+    return hmac.new(settings.SECRET_KEY.encode(), f"metrics.{kind}-token".encode(), hashlib.sha256).digest()
+
+
+def issue(kind: str, claims: dict[str, str], *, lifetime: int | None = None) -> str:
+    now = time.time()
+    ttl = settings.METRICS_TOKEN_LIFETIME_SECONDS if lifetime is None else lifetime
+    payload = {**claims, "typ": kind, "t": now, "iat": int(now), "exp": int(now + ttl)}
+    return jwt.encode(payload, _secret(kind), algorithm=ALGORITHM)
+
+
+def verify(kind: str, token: Any, required: tuple[str, ...]) -> dict[str, Any]:
+    """Claims of a valid token of this kind, or the reference's 401 error codes."""
+    if token in (None, ""):
+        raise PeermetricsError("missing_token")
+    if not isinstance(token, str):
+        raise PeermetricsError("invalid_token")
+    try:
+        claims = jwt.decode(
+            token, _secret(kind), algorithms=[ALGORITHM], options={"require": ["exp", "typ", *required]}
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise PeermetricsError("expired_token") from exc
+    except jwt.PyJWTError as exc:
+        raise PeermetricsError("invalid_token") from exc
+    if claims.get("typ") != kind:
+        raise PeermetricsError("invalid_token")
+    return claims
+
+
+def init_token(*, participant_id: str, conference_id: str) -> str:
+    return issue("init", {"p": participant_id, "c": conference_id})
+
+
+def session_token(*, session_id: str) -> str:
+    return issue("session", {"s": session_id})
