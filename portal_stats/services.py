@@ -366,9 +366,9 @@ _LEVELS = (
 def _minute_sql(stream: str, quality: str, extra: str, group: str) -> str:
     return (
         f"INSERT INTO {StatsBucket._meta.db_table} ({', '.join(_BUCKET_COLUMNS)}) "
-        f"SELECT {STEP_MINUTE}, client_id, {stream}, {quality}, ts - ts % {STEP_MINUTE}, 1, {_MINUTE_VALUES} "
+        f"SELECT {STEP_MINUTE}, client_id, {stream}, {quality}, (ts / {STEP_MINUTE}) * {STEP_MINUTE}, 1, {_MINUTE_VALUES} "
         f"FROM {ViewerReport._meta.db_table} WHERE ts >= %s AND ts < %s {extra} "
-        f"GROUP BY {group}, ts - ts % {STEP_MINUTE} {_UPSERT}"
+        f"GROUP BY {group}, (ts / {STEP_MINUTE}) * {STEP_MINUTE} {_UPSERT}"
     )
 
 
@@ -378,9 +378,9 @@ def _rollup_sql(step: int, source_step: int) -> str:
     sums = ", ".join(f"SUM({column})" for column in _BYTE_COLUMNS)
     return (
         f"INSERT INTO {StatsBucket._meta.db_table} ({', '.join(_BUCKET_COLUMNS)}) "
-        f"SELECT {step}, client_id, stream_id, quality_id, ts - ts % {step}, SUM(samples), {counts}, {sums} "
+        f"SELECT {step}, client_id, stream_id, quality_id, (ts / {step}) * {step}, SUM(samples), {counts}, {sums} "
         f"FROM {StatsBucket._meta.db_table} WHERE step = {source_step} AND ts >= %s AND ts < %s "
-        f"GROUP BY client_id, stream_id, quality_id, ts - ts % {step} {_UPSERT}"
+        f"GROUP BY client_id, stream_id, quality_id, (ts / {step}) * {step} {_UPSERT}"
     )
 
 
