@@ -90,6 +90,9 @@ class ViewerReport(models.Model):
     rebuffer_ms = models.IntegerField(null=True)
     startup_ms = models.IntegerField(null=True)
 
+    def __str__(self) -> str:
+        return f"{self.session}@{self.ts} stream={self.stream_id}"
+
 
 class StatsBucket(models.Model):
     """Aggregated statistics of one (step, client, stream, quality, ts) bucket.
@@ -139,3 +142,6 @@ class AggregationCursor(models.Model):
 
     name = models.CharField(max_length=32, primary_key=True)
     position = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.position}"

@@ -29,9 +29,15 @@ class ViewerReportSerializer(serializers.Serializer):
         required=False, help_text=f"Browser name ({', '.join(BROWSERS)}) or the full user agent. Default other."
     )
     webrtc = serializers.BooleanField(required=False, help_text="The player can join the P2P swarm. Default false.")
-    down_cdn = serializers.IntegerField(min_value=0, required=False, help_text="Bytes from the CDN since the last report.")
-    down_swarm = serializers.IntegerField(min_value=0, required=False, help_text="Bytes from peers since the last report.")
-    up_swarm = serializers.IntegerField(min_value=0, required=False, help_text="Bytes sent to peers since the last report.")
+    down_cdn = serializers.IntegerField(
+        min_value=0, required=False, help_text="Bytes from the CDN since the last report."
+    )
+    down_swarm = serializers.IntegerField(
+        min_value=0, required=False, help_text="Bytes from peers since the last report."
+    )
+    up_swarm = serializers.IntegerField(
+        min_value=0, required=False, help_text="Bytes sent to peers since the last report."
+    )
     ts = serializers.IntegerField(
         required=False, help_text="Unix seconds of the report; default: received time; clamped to the last 2 minutes."
     )

@@ -178,7 +178,9 @@ def _quality_key(index: int, report: dict) -> tuple[str, int] | None:
     return "bitrate", bitrate
 
 
-def _resolve_streams(url_keys: set[tuple[str, str]], stream_ids: set[int], clients: dict[str, int]) -> tuple[dict, dict]:
+def _resolve_streams(
+    url_keys: set[tuple[str, str]], stream_ids: set[int], clients: dict[str, int]
+) -> tuple[dict, dict]:
     """Stream ids named directly must exist; streams named by URL are get-or-inserted under their client.
 
     Returns ({stream id: client id}, {(client key, url): (stream id, client id)}).
@@ -212,9 +214,7 @@ def _resolve_streams(url_keys: set[tuple[str, str]], stream_ids: set[int], clien
 
 def _resolve_qualities(quality_ids: set[int], bitrate_keys: set[tuple[int, int]]) -> tuple[dict, dict]:
     """Quality ids must exist; (stream, bitrate) pairs are get-or-inserted (players switch renditions)."""
-    by_id = (
-        dict(StreamQuality.objects.filter(id__in=quality_ids).values_list("id", "stream_id")) if quality_ids else {}
-    )
+    by_id = dict(StreamQuality.objects.filter(id__in=quality_ids).values_list("id", "stream_id")) if quality_ids else {}
     missing = quality_ids - by_id.keys()
     if missing:
         raise UnknownParent(f"quality: unknown stream quality id {min(missing)}")
@@ -281,7 +281,9 @@ def reports_ingest(*, reports: Any, now: float | None = None) -> int:
                 continue
             if key[0] == "id":
                 if by_quality_id[key[1]] != row[2]:
-                    raise InvalidInput(f"reports[{index}].quality: quality {key[1]} is not a quality of stream {row[2]}")
+                    raise InvalidInput(
+                        f"reports[{index}].quality: quality {key[1]} is not a quality of stream {row[2]}"
+                    )
                 row[3] = key[1]
             else:
                 row[3] = by_bitrate[(row[2], key[1])]
@@ -438,7 +440,11 @@ def stats_purge(*, now: float | None = None) -> dict[str, int]:
         retention = conf.get("RAW_RETENTION")
         if retention:
             deleted["raw"] = ViewerReport.objects.filter(ts__lt=now_s - retention).delete()[0]
-        for step, setting in ((STEP_MINUTE, "MINUTE_RETENTION"), (STEP_HOUR, "HOUR_RETENTION"), (STEP_DAY, "DAY_RETENTION")):
+        for step, setting in (
+            (STEP_MINUTE, "MINUTE_RETENTION"),
+            (STEP_HOUR, "HOUR_RETENTION"),
+            (STEP_DAY, "DAY_RETENTION"),
+        ):
             retention = conf.get(setting)
             if retention:
                 deleted[str(step)] = StatsBucket.objects.filter(step=step, ts__lt=now_s - retention).delete()[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -23,9 +24,7 @@ class PortalView(APIView):
 
 
 def _id_response(obj: object, created: bool) -> Response:
-    return Response(
-        IdOutputSerializer(obj).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    )
+    return Response(IdOutputSerializer(obj).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 GET_OR_INSERT_RESPONSES = {
@@ -39,6 +38,9 @@ class ClientGetOrInsertView(PortalView):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         uuid = serializers.RegexField(UUID_RE, max_length=64, help_text="Your external key for the client.")
+
+        class Meta:
+            ref_name = "PortalClientInput"
 
     @extend_schema(
         tags=["portal tracker-api"],
@@ -58,6 +60,9 @@ class StreamGetOrInsertView(PortalView):
     class InputSerializer(serializers.Serializer):
         client = serializers.IntegerField(min_value=1, help_text="Client id from Get or Insert Client.")
         cdn_stream = serializers.URLField(max_length=1024, help_text="CDN stream (manifest) URL.")
+
+        class Meta:
+            ref_name = "PortalStreamInput"
 
     @extend_schema(
         tags=["portal tracker-api"],
@@ -89,6 +94,9 @@ class QualityGetOrInsertView(PortalView):
     class InputSerializer(serializers.Serializer):
         stream = serializers.IntegerField(min_value=1, help_text="Stream id from Get or Insert Stream.")
         bitrate = serializers.IntegerField(min_value=1, max_value=services.MAX_BITRATE, help_text="kbps")
+
+        class Meta:
+            ref_name = "PortalQualityInput"
 
     @extend_schema(
         tags=["portal tracker-api"],
@@ -143,7 +151,7 @@ class ViewerReportsView(PortalView):
         examples=[OpenApiExample("Two viewers", value=REPORT_EXAMPLE, request_only=True)],
         description=(
             "Players (or a tracker on their behalf) post byte deltas per viewer session, every ~10 s. "
-            "Body: {\"reports\": [...]} or a bare list. All-or-nothing: the first invalid report (named by "
+            'Body: {"reports": [...]} or a bare list. All-or-nothing: the first invalid report (named by '
             "index) rejects the batch. Streams given by client + cdn_stream and qualities given by bitrate "
             "are registered if new. Reports are folded into minute buckets by the aggregator. "
             "See docs/portal-stats.md for a player snippet."
@@ -184,8 +192,14 @@ class TimeSeriesView(PortalView):
         },
     )
     def get(
-        self, request: Request, range: str, metric: str, client: str, stream: str | None = None, quality: str | None = None
-    ) -> Response:
+        self,
+        request: Request,
+        range: str,
+        metric: str,
+        client: str,
+        stream: str | None = None,
+        quality: str | None = None,
+    ) -> HttpResponse:
         start, until = selectors.parse_range(range)
         client_obj = selectors.client_get(key=client)
         stream_id = quality_id = ALL
@@ -197,6 +211,9 @@ class TimeSeriesView(PortalView):
         series = selectors.time_series(
             metric=metric, start=start, until=until, client_id=client_obj.id, stream_id=stream_id, quality_id=quality_id
         )
-        return Response(
-            series.points, headers={"X-Stats-Resolution": series.resolution, "X-Stats-Step": str(series.step)}
+        # The body is serialized by the selector (see TimeSeries.to_json): a week is 10,081 pairs.
+        return HttpResponse(
+            series.to_json(),
+            content_type="application/json",
+            headers={"X-Stats-Resolution": series.resolution, "X-Stats-Step": str(series.step)},
         )

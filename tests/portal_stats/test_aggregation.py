@@ -109,7 +109,9 @@ def test_stream_and_quality_levels_count_distinct_sessions(api_client, scene):
 
 
 def _snapshot():
-    return sorted(StatsBucket.objects.values_list("step", "client_id", "stream_id", "quality_id", "ts", "viewers", "down_cdn"))
+    return sorted(
+        StatsBucket.objects.values_list("step", "client_id", "stream_id", "quality_id", "ts", "viewers", "down_cdn")
+    )
 
 
 @pytest.mark.django_db

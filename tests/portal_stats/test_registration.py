@@ -28,12 +28,18 @@ def test_spec_registration_sequence(api_client):
     again = api_client.post("/portal/tracker-api/streams/", {"client": client_id, "cdn_stream": URL}, format="json")
     assert (again.status_code, again.json()) == (200, {"id": stream_id})
 
-    response = api_client.post("/portal/tracker-api/stream-qualities/", {"stream": stream_id, "bitrate": 975}, format="json")
+    response = api_client.post(
+        "/portal/tracker-api/stream-qualities/", {"stream": stream_id, "bitrate": 975}, format="json"
+    )
     assert response.status_code == 201
     quality_id = response.json()["id"]
-    again = api_client.post("/portal/tracker-api/stream-qualities", {"stream": stream_id, "bitrate": 975}, format="json")
+    again = api_client.post(
+        "/portal/tracker-api/stream-qualities", {"stream": stream_id, "bitrate": 975}, format="json"
+    )
     assert (again.status_code, again.json()) == (200, {"id": quality_id})
-    other = api_client.post("/portal/tracker-api/stream-qualities/", {"stream": stream_id, "bitrate": 1500}, format="json")
+    other = api_client.post(
+        "/portal/tracker-api/stream-qualities/", {"stream": stream_id, "bitrate": 1500}, format="json"
+    )
     assert other.status_code == 201 and other.json()["id"] != quality_id
     assert StreamQuality.objects.filter(stream_id=stream_id).count() == 2
 
@@ -74,7 +80,9 @@ def test_unknown_parent_ids_are_400(api_client, stream_row):
     response = api_client.post("/portal/tracker-api/streams/", {"client": 999999, "cdn_stream": URL}, format="json")
     assert response.status_code == 400
     assert response.json() == {"detail": "client: unknown client id 999999", "code": "unknown_id"}
-    response = api_client.post("/portal/tracker-api/stream-qualities/", {"stream": 999999, "bitrate": 975}, format="json")
+    response = api_client.post(
+        "/portal/tracker-api/stream-qualities/", {"stream": 999999, "bitrate": 975}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "unknown_id"
     assert Stream.objects.count() == 1 and StreamQuality.objects.count() == 0

@@ -142,7 +142,10 @@ def test_unknown_and_foreign_ids_are_400(api_client, stream_row, quality_row):
     other_stream = services.stream_get_or_insert(client_id=other_client.id, cdn_stream="http://o.example/s.m3u8")[0]
     cases = [
         ({"session": "s", "stream": 987654}, "stream: unknown stream id 987654"),
-        ({"session": "s", "client": "nobody", "cdn_stream": "http://x.example/a.m3u8"}, "client: unknown client 'nobody'"),
+        (
+            {"session": "s", "client": "nobody", "cdn_stream": "http://x.example/a.m3u8"},
+            "client: unknown client 'nobody'",
+        ),
         ({"session": "s", "stream": stream_row.id, "quality": 987654}, "quality: unknown stream quality id 987654"),
         ({"session": "s", "stream": other_stream.id, "quality": quality_row.id}, "reports[0].quality: quality"),
         ({"session": "s", "stream": other_stream.id, "client": "11111111"}, "reports[0].stream: stream"),
