@@ -172,3 +172,22 @@ def test_retention_purges_old_raw_reports_and_buckets(scene, settings):
     assert deleted == {"raw": 8, "60": 8}
     assert not StatsBucket.objects.filter(step=60).exists()
     assert StatsBucket.objects.filter(step=3600).count() == 5
+
+
+@pytest.mark.django_db
+def test_beat_schedule_and_tasks_run(settings, stream_row):
+    from django.conf import settings as live_settings
+
+    from portal_stats import tasks
+
+    schedule = live_settings.CELERY_BEAT_SCHEDULE
+    assert schedule["portal-stats-aggregate-minutes"]["task"] == tasks.aggregate_minutes.name
+    assert schedule["portal-stats-aggregate-minutes"]["schedule"] == 60.0
+    assert schedule["portal-stats-purge-expired"]["task"] == tasks.purge_expired.name
+
+    services.reports_ingest(reports=[{"session": "x", "stream": stream_row.id}], now=M + 10)
+    settings.PORTAL_STATS = {"LOOKBACK": 10**10}  # the task folds up to "now": reach back to M
+    start, end = tasks.aggregate_minutes()
+    assert start <= M < end
+    assert StatsBucket.objects.filter(step=60, ts=M, stream_id=0).get().viewers == 1.0
+    assert tasks.purge_expired()["raw"] == 1  # M is far older than the 2-day default
