@@ -191,3 +191,17 @@ def test_beat_schedule_and_tasks_run(settings, stream_row):
     assert start <= M < end
     assert StatsBucket.objects.filter(step=60, ts=M, stream_id=0).get().viewers == 1.0
     assert tasks.purge_expired()["raw"] == 1  # M is far older than the 2-day default
+
+
+@pytest.mark.django_db
+def test_aggregate_stats_command_refolds_a_window(stream_row, capsys):
+    from django.core.management import CommandError, call_command
+
+    services.reports_ingest(reports=[{"session": "x", "stream": stream_row.id}], now=M + 10)
+    call_command("aggregate_stats", "--from", str(M), "--until", str(M + 60))
+    assert f"folded minutes [{M}, {M + 60})" in capsys.readouterr().out
+    assert StatsBucket.objects.filter(step=60, ts=M).count() == 2  # client and stream level
+    with pytest.raises(CommandError):
+        call_command("aggregate_stats", "--from", str(M))
+    call_command("aggregate_stats", "--purge")
+    assert not ViewerReport.objects.exists()
