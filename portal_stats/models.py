@@ -94,6 +94,17 @@ class ViewerReport(models.Model):
         return f"{self.session}@{self.ts} stream={self.stream_id}"
 
 
+class ReportBatch(models.Model):
+    """The key of an accepted report batch, so a retried POST is not counted twice (kept as long as
+    raw reports). Inserted in the same transaction as the batch's reports."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    ts = models.BigIntegerField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class StatsBucket(models.Model):
     """Aggregated statistics of one (step, client, stream, quality, ts) bucket.
 

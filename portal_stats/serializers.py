@@ -46,8 +46,14 @@ class ViewerReportSerializer(serializers.Serializer):
 
 
 class ViewerReportBatchSerializer(serializers.Serializer):
+    batch = serializers.RegexField(
+        r"^[A-Za-z0-9._:\-]{1,64}$",
+        required=False,
+        help_text="Idempotency key: a batch re-posted with the same key (a retry) is stored once.",
+    )
     reports = ViewerReportSerializer(many=True, help_text="Up to 5000 reports; a bare JSON list is accepted too.")
 
 
 class ReportsAcceptedSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
+    duplicate = serializers.BooleanField(required=False, help_text="Present (true) when the batch key was seen.")

@@ -21,6 +21,7 @@ from portal_stats.models import (
     STEP_MINUTE,
     AggregationCursor,
     Client,
+    ReportBatch,
     StatsBucket,
     Stream,
     StreamQuality,
@@ -230,12 +231,17 @@ def _resolve_qualities(quality_ids: set[int], bitrate_keys: set[tuple[int, int]]
     return by_id, by_bitrate
 
 
-def reports_ingest(*, reports: Any, now: float | None = None) -> int:
+def reports_ingest(*, reports: Any, batch: Any = None, now: float | None = None) -> int | None:
     """Validate and store a batch of viewer reports in one multi-row write; returns how many.
 
     All or nothing: the first invalid report (named by index) rejects the batch, so a player
     can retry it whole. Per report the work is a few type checks; names are resolved per batch.
+    With a ``batch`` key, a batch already accepted under that key stores nothing and returns
+    ``None`` (a retry after a lost response); the key's primary key decides, even for two
+    concurrent retries.
     """
+    if batch is not None and (type(batch) is not str or not SESSION_RE.match(batch)):
+        raise InvalidInput("batch: 1-64 characters of A-Z a-z 0-9 . _ : -")
     if not isinstance(reports, list) or not reports:
         raise InvalidInput("reports: expected a non-empty list of reports")
     if len(reports) > conf.get("MAX_BATCH"):
@@ -258,6 +264,12 @@ def reports_ingest(*, reports: Any, now: float | None = None) -> int:
         raise UnknownParent(f"client: unknown client {unknown!r}")
 
     with transaction.atomic():
+        if batch is not None:
+            try:
+                with transaction.atomic():
+                    ReportBatch.objects.create(key=batch, ts=now_s)
+            except IntegrityError:
+                return None
         by_stream_id, by_url = _resolve_streams(
             {value for kind, value in stream_keys if kind == "url"},
             {value for kind, value in stream_keys if kind == "id"},
@@ -440,6 +452,7 @@ def stats_purge(*, now: float | None = None) -> dict[str, int]:
         retention = conf.get("RAW_RETENTION")
         if retention:
             deleted["raw"] = ViewerReport.objects.filter(ts__lt=now_s - retention).delete()[0]
+            ReportBatch.objects.filter(ts__lt=now_s - retention).delete()
         for step, setting in (
             (STEP_MINUTE, "MINUTE_RETENTION"),
             (STEP_HOUR, "HOUR_RETENTION"),

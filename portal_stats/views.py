@@ -116,6 +116,7 @@ class QualityGetOrInsertView(PortalView):
 
 
 REPORT_EXAMPLE = {
+    "batch": "9f1c2e7a-viewer-1-0017",
     "reports": [
         {
             "session": "9f1c2e7a-viewer-1",
@@ -138,7 +139,7 @@ REPORT_EXAMPLE = {
             "down_cdn": 1230000,
             "startup_ms": 850,
         },
-    ]
+    ],
 }
 
 
@@ -147,20 +148,30 @@ class ViewerReportsView(PortalView):
         tags=["portal tracker-api"],
         summary="Post viewer reports (batched)",
         request=ViewerReportBatchSerializer,
-        responses={202: ReportsAcceptedSerializer, 400: ERROR_RESPONSE, 413: ERROR_RESPONSE},
+        responses={
+            202: ReportsAcceptedSerializer,
+            200: OpenApiResponse(ReportsAcceptedSerializer, description="batch key already accepted: nothing stored"),
+            400: ERROR_RESPONSE,
+            413: ERROR_RESPONSE,
+        },
         examples=[OpenApiExample("Two viewers", value=REPORT_EXAMPLE, request_only=True)],
         description=(
             "Players (or a tracker on their behalf) post byte deltas per viewer session, every ~10 s. "
-            'Body: {"reports": [...]} or a bare list. All-or-nothing: the first invalid report (named by '
-            "index) rejects the batch. Streams given by client + cdn_stream and qualities given by bitrate "
+            'Body: {"batch": "<optional idempotency key>", "reports": [...]} or a bare list. '
+            "All-or-nothing: the first invalid report (named by index) rejects the batch; a batch key "
+            "already accepted answers 200 with duplicate=true and stores nothing. Streams given by client + cdn_stream and qualities given by bitrate "
             "are registered if new. Reports are folded into minute buckets by the aggregator. "
             "See docs/portal-stats.md for a player snippet."
         ),
     )
     def post(self, request: Request) -> Response:
         body = request.data
-        reports = body.get("reports") if isinstance(body, dict) else body
-        accepted = services.reports_ingest(reports=reports)
+        if isinstance(body, dict):
+            accepted = services.reports_ingest(reports=body.get("reports"), batch=body.get("batch"))
+        else:
+            accepted = services.reports_ingest(reports=body)
+        if accepted is None:
+            return Response({"accepted": 0, "duplicate": True}, status=status.HTTP_200_OK)
         return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)
 
 

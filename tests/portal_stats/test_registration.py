@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from portal_stats import services
-from portal_stats.models import Client, Stream, StreamQuality
+from portal_stats.models import Client, Stream, StreamQuality, ViewerReport
 
 URL = "http://cdn2.viblast.com/streams/big_buck_bunny/adaptive/975k/stream.m3u8"
 
@@ -152,3 +152,14 @@ def test_concurrent_report_batches_register_a_new_stream_and_quality_once():
     assert _race(post) == [1] * 8
     assert Stream.objects.filter(client=client).count() == 1
     assert StreamQuality.objects.filter(bitrate=1200).count() == 1
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_of_one_batch_store_it_once():
+    client = services.client_get_or_insert(uuid="race", name="Race")[0]
+    stream = services.stream_get_or_insert(client_id=client.id, cdn_stream=URL)[0]
+    reports = [{"session": f"s{n}", "stream": stream.id, "down_cdn": 100} for n in range(50)]
+    results = _race(lambda: services.reports_ingest(reports=reports, batch="retry-me"))
+    assert sorted(results, key=str) == [50] + [None] * 7
+    assert ViewerReport.objects.count() == 50

@@ -170,3 +170,21 @@ def test_empty_oversized_and_non_list_bodies(api_client, settings, stream_row):
     response = api_client.post("/portal/tracker-api/reports/", huge, format="json")
     assert response.status_code == 413
     assert response.json()["code"] == "too_large"
+
+
+@pytest.mark.django_db
+def test_batch_key_makes_retries_idempotent(api_client, stream_row):
+    body = {"batch": "player-1-0001", "reports": [{"session": "a", "stream": stream_row.id, "down_cdn": 10}]}
+    first = api_client.post("/portal/tracker-api/reports/", body, format="json")
+    assert (first.status_code, first.json()) == (202, {"accepted": 1})
+    retry = api_client.post("/portal/tracker-api/reports/", body, format="json")
+    assert (retry.status_code, retry.json()) == (200, {"accepted": 0, "duplicate": True})
+    assert ViewerReport.objects.count() == 1
+    # A rejected batch does not burn its key: the corrected retry is stored.
+    bad = {"batch": "player-1-0002", "reports": [{"session": "a", "stream": stream_row.id, "down_cdn": -1}]}
+    assert api_client.post("/portal/tracker-api/reports/", bad, format="json").status_code == 400
+    bad["reports"][0]["down_cdn"] = 1
+    assert api_client.post("/portal/tracker-api/reports/", bad, format="json").status_code == 202
+    assert ViewerReport.objects.count() == 2
+    invalid_key = api_client.post("/portal/tracker-api/reports/", {**body, "batch": "has space"}, format="json")
+    assert invalid_key.status_code == 400 and invalid_key.json()["detail"].startswith("batch:")
