@@ -68,6 +68,7 @@ SESSION_RE = re.compile(r"[A-Za-z0-9._:\-]{1,64}\Z")
 MAX_BYTES = 1 << 40  # per report interval; far above any real segment traffic
 MAX_MS = 24 * 3600 * 1000
 MAX_BITRATE = 1_000_000  # kbps
+MAX_ID = 2**63 - 1  # ids are 64-bit: anything larger cannot name a row (and SQLite cannot bind it)
 _url_validator = URLValidator(schemes=["http", "https"])
 
 # User-agent tokens in the order that disambiguates (Edge and Opera also say "Chrome", Chrome says "Safari").
@@ -84,7 +85,7 @@ _UA_RULES = (
     ("msie", "ie"),
     ("safari", "safari"),
 )
-_BROWSER_NAMES = {**{browser: browser for browser in BROWSERS}, "internet explorer": "ie", "msie": "ie", "edge": "edge"}
+_BROWSER_NAMES = {**{browser: browser for browser in BROWSERS}, "internet explorer": "ie", "msie": "ie"}
 
 
 def browser_code(value: str) -> str:
@@ -123,7 +124,7 @@ def _parse_report(index: int, report: Any, now: int, oldest: int) -> list:
     ts = report.get("ts")
     if ts is None:
         ts = now
-    elif type(ts) in (int, float) and ts > 0:
+    elif type(ts) in (int, float) and 0 < ts < MAX_ID:  # also refuses 1e400, which JSON reads as inf
         ts = min(now, max(oldest, int(ts)))
     else:
         raise InvalidInput(f"reports[{index}].ts: expected Unix seconds")
@@ -155,7 +156,7 @@ def _stream_key(index: int, report: dict) -> tuple[str, Any]:
     """("id", stream id) or ("url", (client key, cdn url)) — how this report names its stream."""
     stream = report.get("stream")
     if stream is not None:
-        if type(stream) is not int or stream <= 0:
+        if type(stream) is not int or not 0 < stream <= MAX_ID:
             raise InvalidInput(f"reports[{index}].stream: expected a stream id")
         return "id", stream
     url = report.get("cdn_stream")
@@ -168,7 +169,7 @@ def _stream_key(index: int, report: dict) -> tuple[str, Any]:
 def _quality_key(index: int, report: dict) -> tuple[str, int] | None:
     quality = report.get("quality")
     if quality is not None:
-        if type(quality) is not int or quality <= 0:
+        if type(quality) is not int or not 0 < quality <= MAX_ID:
             raise InvalidInput(f"reports[{index}].quality: expected a stream quality id")
         return "id", quality
     bitrate = report.get("bitrate")

@@ -58,7 +58,9 @@ class ClientGetOrInsertView(PortalView):
 
 class StreamGetOrInsertView(PortalView):
     class InputSerializer(serializers.Serializer):
-        client = serializers.IntegerField(min_value=1, help_text="Client id from Get or Insert Client.")
+        client = serializers.IntegerField(
+            min_value=1, max_value=services.MAX_ID, help_text="Client id from Get or Insert Client."
+        )
         cdn_stream = serializers.URLField(max_length=1024, help_text="CDN stream (manifest) URL.")
 
         class Meta:
@@ -92,7 +94,9 @@ class StreamGetOrInsertView(PortalView):
 
 class QualityGetOrInsertView(PortalView):
     class InputSerializer(serializers.Serializer):
-        stream = serializers.IntegerField(min_value=1, help_text="Stream id from Get or Insert Stream.")
+        stream = serializers.IntegerField(
+            min_value=1, max_value=services.MAX_ID, help_text="Stream id from Get or Insert Stream."
+        )
         bitrate = serializers.IntegerField(min_value=1, max_value=services.MAX_BITRATE, help_text="kbps")
 
         class Meta:

@@ -123,6 +123,8 @@ def test_report_ts_is_clamped_to_the_recent_window(stream_row):
         ({"session": "s", "stream": 1, "ts": "now"}, "reports[1].ts"),
         ({"session": "s", "stream": 1, "rebuffer_ms": True}, "reports[1].rebuffer_ms"),
         ({"session": "s", "stream": 1, "client": ["x"]}, "reports[1].client"),
+        ({"session": "s", "stream": 10**30}, "reports[1].stream: expected a stream id"),
+        ({"session": "s", "stream": 1, "quality": 10**30}, "reports[1].quality"),
         ("not an object", "reports[1]: expected an object"),
     ],
 )
@@ -188,3 +190,16 @@ def test_batch_key_makes_retries_idempotent(api_client, stream_row):
     assert ViewerReport.objects.count() == 2
     invalid_key = api_client.post("/portal/tracker-api/reports/", {**body, "batch": "has space"}, format="json")
     assert invalid_key.status_code == 400 and invalid_key.json()["detail"].startswith("batch:")
+
+
+@pytest.mark.django_db
+def test_overflowing_numbers_are_400_not_500(api_client, stream_row):
+    body = '{"reports": [{"session": "s", "stream": STREAM, "ts": 1e400}]}'.replace("STREAM", str(stream_row.id))
+    response = api_client.post("/portal/tracker-api/reports/", body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["detail"].startswith("reports[0].ts")
+    response = api_client.post(
+        "/portal/tracker-api/streams/", {"client": 10**30, "cdn_stream": "http://a.b/c"}, format="json"
+    )
+    assert response.status_code == 400 and "client" in response.json()["detail"]
+    response = api_client.post("/portal/tracker-api/stream-qualities/", {"stream": 10**30, "bitrate": 1}, format="json")
+    assert response.status_code == 400 and "stream" in response.json()["detail"]
