@@ -404,6 +404,16 @@ _HOUR_SQL = _rollup_sql(STEP_HOUR, STEP_MINUTE)
 _DAY_SQL = _rollup_sql(STEP_DAY, STEP_HOUR)
 
 
+def _aggregation_lock() -> AggregationCursor:
+    """Lock the aggregator's cursor row for the current transaction.
+
+    Every fold (beat run, manual re-fold) takes it first, so overlapping folds upsert the same
+    buckets one after the other instead of deadlocking on them.
+    """
+    AggregationCursor.objects.get_or_create(name="minute")
+    return AggregationCursor.objects.select_for_update().get(name="minute")
+
+
 def stats_aggregate(*, start: int, end: int) -> None:
     """Fold raw reports of the minutes in [start, end) into minute buckets, then refresh the hour and
     day rollups those minutes belong to. Every statement recomputes its buckets from the finer data
@@ -417,6 +427,7 @@ def stats_aggregate(*, start: int, end: int) -> None:
     hour_start, hour_end = start - start % STEP_HOUR, end + (-end % STEP_HOUR)
     day_start, day_end = start - start % STEP_DAY, end + (-end % STEP_DAY)
     with transaction.atomic(), connection.cursor() as cursor:
+        _aggregation_lock()
         for sql in _MINUTE_SQL:
             cursor.execute(sql, [start, end])
         cursor.execute(_HOUR_SQL, [hour_start, hour_end])
@@ -426,15 +437,13 @@ def stats_aggregate(*, start: int, end: int) -> None:
 def stats_aggregate_pending(*, now: float | None = None) -> tuple[int, int]:
     """The beat job: fold every closed minute since the last run (at least the last LOOKBACK seconds).
 
-    The cursor row is locked for the run so two overlapping runs take turns instead of racing
-    on the same buckets. Returns the [start, end) window folded.
+    Returns the [start, end) window folded.
     """
     now_s = int(time.time() if now is None else now)
     closed_end = now_s - conf.get("GRACE")
     closed_end -= closed_end % STEP_MINUTE
-    AggregationCursor.objects.get_or_create(name="minute")
     with transaction.atomic():
-        cursor = AggregationCursor.objects.select_for_update().get(name="minute")
+        cursor = _aggregation_lock()
         start = closed_end - conf.get("LOOKBACK")
         if 0 < cursor.position < start:
             # Catch up after downtime, but only as far back as raw reports are kept.

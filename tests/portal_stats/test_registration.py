@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from portal_stats import services
-from portal_stats.models import Client, Stream, StreamQuality, ViewerReport
+from portal_stats.models import Client, StatsBucket, Stream, StreamQuality, ViewerReport
 
 URL = "http://cdn2.viblast.com/streams/big_buck_bunny/adaptive/975k/stream.m3u8"
 
@@ -163,3 +163,58 @@ def test_concurrent_retries_of_one_batch_store_it_once():
     results = _race(lambda: services.reports_ingest(reports=reports, batch="retry-me"))
     assert sorted(results, key=str) == [50] + [None] * 7
     assert ViewerReport.objects.count() == 50
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_aggregator_runs_take_turns():
+    stream = services.stream_get_or_insert(
+        client_id=services.client_get_or_insert(uuid="race", name="Race")[0].id, cdn_stream=URL
+    )[0]
+    now = 1_700_000_000
+    reports = [{"session": f"s{n}", "stream": stream.id, "bitrate": 500 + n % 3, "down_cdn": 1} for n in range(300)]
+    services.reports_ingest(reports=reports, now=now - 70)
+    flip = iter(range(8))
+
+    def fold():
+        # Half beat runs, half manual re-folds of a wider window, all upserting the same buckets.
+        if next(flip) % 2:
+            return services.stats_aggregate_pending(now=now)
+        return services.stats_aggregate(start=now - 3600, end=now)
+
+    _race(fold)
+    minute = StatsBucket.objects.get(step=60, client_id=stream.client_id, stream_id=0, quality_id=0)
+    assert (minute.viewers, minute.down_cdn) == (300.0, 300)
+    assert StatsBucket.objects.filter(step=60).count() == 1 + 1 + 3
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_fold_waits_for_the_aggregation_lock():
+    from django.db import OperationalError, transaction
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_lock():
+        try:
+            with transaction.atomic():
+                services._aggregation_lock()
+                holding.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        # While another transaction folds, this one cannot start folding (it would wait; here it times out).
+        with pytest.raises(OperationalError, match="lock timeout"):
+            services.stats_aggregate(start=1_700_000_000, end=1_700_000_060)
+    finally:
+        release.set()
+        holder.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
