@@ -187,6 +187,15 @@ class TimeSeriesView(PortalView):
             OpenApiParameter("range", str, OpenApiParameter.PATH, description="<from>-<until>, Unix seconds"),
             OpenApiParameter("metric", str, OpenApiParameter.PATH, enum=list(selectors.METRICS)),
             OpenApiParameter("client", str, OpenApiParameter.PATH, description="Client uuid, or numeric id"),
+            OpenApiParameter(
+                "X-Stats-Resolution",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                enum=["minute", "hour", "day"],
+                description="Which buckets served the range (minute data, hour or day rollups)",
+            ),
+            OpenApiParameter("X-Stats-Step", int, OpenApiParameter.HEADER, response=[200], description="Seconds"),
         ],
         responses={
             200: OpenApiResponse(
@@ -197,7 +206,7 @@ class TimeSeriesView(PortalView):
                 ),
                 examples=[
                     OpenApiExample(
-                        "full.count, 1431654240-1431654840",
+                        "full.count, 1431654240-1431654840 (abridged)",
                         value=[[535.0, 1431654300], [531.0, 1431654360], [None, 1431654900]],
                     )
                 ],
