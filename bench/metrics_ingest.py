@@ -26,54 +26,13 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.report import emit, percentile
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(env: dict, port: int, log: Path) -> subprocess.Popen:
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "owt.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,  # daphne's access log
-            stderr=stderr,
-        )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited: {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("daphne did not start")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+from owt.localserver import running_portal
 
 
 class HttpTransport:
@@ -255,12 +214,9 @@ async def measure(transport: Any, api_key: str, mode: str, args: argparse.Namesp
 
 def run_mode(mode: str, env: dict, api_key: str, args: argparse.Namespace, workdir: Path) -> dict:
     if args.transport == "daphne":
-        port = free_port()
-        server = start_server({**env, "METRICS_STATS_INGEST": mode}, port, workdir / f"daphne-{mode}.log")
-        try:
-            connection_ids, result, warm_rows = asyncio.run(measure(HttpTransport(port), api_key, mode, args))
-        finally:
-            stop_server(server)
+        server_env = {**env, "METRICS_STATS_INGEST": mode}
+        with running_portal(server_env, migrate=False, log_path=workdir / f"daphne-{mode}.log") as portal:
+            connection_ids, result, warm_rows = asyncio.run(measure(HttpTransport(portal.port), api_key, mode, args))
     else:
         from django.conf import settings
 

@@ -17,18 +17,14 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from bench.report import emit
+from owt.localserver import running_portal
 
-ROOT = Path(__file__).resolve().parent.parent
 LUA = r"""
 local counter = 0
 function setup(thread)
@@ -59,25 +55,6 @@ function done(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError("daphne did not come up")
 
 
 def run_wrk(url: str, *, headers_file: Path, method: str, body: str, args: argparse.Namespace, lua: Path) -> dict:
@@ -135,77 +112,64 @@ def main(argv: list[str]) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="owt-bench-mgmt-"))
     env = {**os.environ, "OWT_VAR_DIR": str(workdir), "DJANGO_SETTINGS_MODULE": "owt.settings", "LOG_LEVEL": "WARNING"}
     os.environ.update({k: env[k] for k in ("OWT_VAR_DIR", "DJANGO_SETTINGS_MODULE", "LOG_LEVEL")})
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    daphne = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "owt.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        wait_until_up(f"{base}/health/", daphne)
-        import django
-
-        django.setup()
-        from conference.services import service_create
-        from owt.client import ManagementClient
-        from owt.mauth import build_header
-
-        service = service_create(name=f"bench-{port}", key="bench-key")
-        api = ManagementClient(base, service.id, "bench-key")
-        room_id = [api.create_room(f"room{i}")["_id"] for i in range(max(args.rooms, 1))][0]
-
-        # Enough one-time headers for a fast server: 3000 req/s per scenario second, x2 margin.
-        count = max(20000, 6000 * args.duration)
-        headers_file = workdir / "headers.txt"
-        lua = workdir / "mauth.lua"
-        lua.write_text(LUA)
-        token_body = json.dumps({"user": "bench", "role": "presenter"})
-        scenarios = [
-            ("GET /health/ (baseline, no auth)", f"{base}/health/", "GET", ""),
-            (f"GET /v1/rooms ({args.rooms} rooms)", f"{base}/v1/rooms", "GET", ""),
-            ("POST /v1/rooms/{id}/tokens", f"{base}/v1/rooms/{room_id}/tokens", "POST", token_body),
-        ]
-        rows = []
-        for name, url, method, body in scenarios:
-            # Each scenario gets fresh headers: a previous run used (and burned) its share.
-            headers_file.write_text(
-                "\n".join(build_header(service_id=service.id, key="bench-key") for _ in range(count))
-            )
-            result = run_wrk(url, headers_file=headers_file, method=method, body=body, args=args, lua=lua)
-            rows.append(
-                {
-                    "scenario": name,
-                    "req/s": result["rps"],
-                    "p50 ms": result["p50_us"] / 1000,
-                    "p99 ms": result["p99_us"] / 1000,
-                    "max ms": result["max_us"] / 1000,
-                    "requests": result["requests"],
-                    "non-2xx": result["non2xx"],
-                    "socket errors": result["socket_errors"],
-                }
-            )
-        micro = mauth_microbench(service.id, "bench-key", args.verify_samples)
-        baseline = rows[0]["req/s"]
-        notes = {
-            "GET /v1/rooms throughput / baseline": rows[1]["req/s"] / baseline,
-            "POST tokens throughput / baseline": rows[2]["req/s"] / baseline,
-            "MAuth parse+HMAC+compare (us/request)": micro["crypto_us"],
-            "MAuth full verify incl. service lookup + replay cache (us/request)": micro["full_us"],
-            "setup": (
-                f"daphne (1 process) on loopback, {args.connections} connections, {args.threads} wrk threads, "
-                f"{args.duration}s per scenario, database {os.environ.get('DATABASE_URL', 'SQLite (temp file)')}"
-            ),
-        }
-        emit("mgmt_api", rows, notes=notes)
-        return {"rows": rows, "notes": notes}
+        with running_portal(env) as portal:
+            return run_scenarios(portal.url, portal.port, workdir, args)
     finally:
-        daphne.terminate()
-        try:
-            daphne.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daphne.kill()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_scenarios(base: str, port: int, workdir: Path, args: argparse.Namespace) -> dict:
+    import django
+
+    django.setup()
+    from conference.services import service_create
+    from owt.client import ManagementClient
+    from owt.mauth import build_header
+
+    service = service_create(name=f"bench-{port}", key="bench-key")
+    api = ManagementClient(base, service.id, "bench-key")
+    room_id = [api.create_room(f"room{i}")["_id"] for i in range(max(args.rooms, 1))][0]
+
+    # Enough one-time headers for a fast server: 3000 req/s per scenario second, x2 margin.
+    count = max(20000, 6000 * args.duration)
+    headers_file = workdir / "headers.txt"
+    lua = workdir / "mauth.lua"
+    lua.write_text(LUA)
+    token_body = json.dumps({"user": "bench", "role": "presenter"})
+    scenarios = [
+        ("GET /health/ (baseline, no auth)", f"{base}/health/", "GET", ""),
+        (f"GET /v1/rooms ({args.rooms} rooms)", f"{base}/v1/rooms", "GET", ""),
+        ("POST /v1/rooms/{id}/tokens", f"{base}/v1/rooms/{room_id}/tokens", "POST", token_body),
+    ]
+    rows = []
+    for name, url, method, body in scenarios:
+        # Each scenario gets fresh headers: a previous run used (and burned) its share.
+        headers_file.write_text("\n".join(build_header(service_id=service.id, key="bench-key") for _ in range(count)))
+        result = run_wrk(url, headers_file=headers_file, method=method, body=body, args=args, lua=lua)
+        rows.append(
+            {
+                "scenario": name,
+                "req/s": result["rps"],
+                "p50 ms": result["p50_us"] / 1000,
+                "p99 ms": result["p99_us"] / 1000,
+                "max ms": result["max_us"] / 1000,
+                "requests": result["requests"],
+                "non-2xx": result["non2xx"],
+                "socket errors": result["socket_errors"],
+            }
+        )
+    micro = mauth_microbench(service.id, "bench-key", args.verify_samples)
+    baseline = rows[0]["req/s"]
+    notes = {
+        "GET /v1/rooms throughput / baseline": rows[1]["req/s"] / baseline,
+        "POST tokens throughput / baseline": rows[2]["req/s"] / baseline,
+        "MAuth parse+HMAC+compare (us/request)": micro["crypto_us"],
+        "MAuth full verify incl. service lookup + replay cache (us/request)": micro["full_us"],
+        "setup": (
+            f"daphne (1 process) on loopback, {args.connections} connections, {args.threads} wrk threads, "
+            f"{args.duration}s per scenario, database {os.environ.get('DATABASE_URL', 'SQLite (temp file)')}"
+        ),
+    }
+    emit("mgmt_api", rows, notes=notes)
+    return {"rows": rows, "notes": notes}

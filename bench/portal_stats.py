@@ -23,6 +23,8 @@ import os
 import random
 import time
 
+from owt.localserver import portal_env, running_portal
+
 TARGET_REPORTS_PER_S = 20_000
 TARGET_P99_MS = 50.0
 BROWSERS_UA = [
@@ -101,32 +103,10 @@ def _post_through_daphne(bodies: list[bytes]) -> float:
     """Start daphne on a free loopback port against the same database and post every body over one
     keep-alive connection; returns the seconds spent posting."""
     import http.client
-    import socket
-    import subprocess
-    import sys
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": _database_url(), "LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "owt.asgi:application"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                connection.request("GET", "/health/")
-                connection.getresponse().read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"daphne did not start: {server.stderr.read()[-2000:]!r}") from None
-                time.sleep(0.2)
+    env = portal_env(DATABASE_URL=_database_url())
+    with running_portal(env, migrate=False) as portal:
+        connection = http.client.HTTPConnection("127.0.0.1", portal.port, timeout=30)
         headers = {"Content-Type": "application/json"}
         connection.request("POST", "/portal/tracker-api/reports/", bodies[0], headers)  # warm-up
         connection.getresponse().read()
@@ -136,10 +116,9 @@ def _post_through_daphne(bodies: list[bytes]) -> float:
             response = connection.getresponse()
             payload = response.read()
             assert response.status == 202, payload
-        return time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        elapsed = time.perf_counter() - started
+        connection.close()
+        return elapsed
 
 
 def bench_ingest(args: argparse.Namespace, streams: list[tuple[int, list[int]]], rng: random.Random) -> list[dict]:

@@ -1,56 +1,20 @@
 """End to end on a real socket: migrate, `owt_bootstrap`, daphne, then the client as a user would."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 import pytest
 
 from owt.client import ManagementClient, OwtApiError
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from owt.localserver import manage, portal_env, running_portal
 
 
 @pytest.fixture
 def server(tmp_path):
-    env = {**os.environ, "OWT_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "owt.settings"}
-    env.pop("DATABASE_URL", None)  # its own SQLite file, not the test database
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    printed = subprocess.run([*manage, "owt_bootstrap"], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    lines = dict(line.split(": ", 1) for line in printed.stdout.splitlines())
-    again = subprocess.run([*manage, "owt_bootstrap"], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    assert again.stdout == printed.stdout  # idempotent
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "owt.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                httpx.get(f"{base}/health/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield base, lines["OWT super service id"], lines["OWT super service key"]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    env = portal_env(tmp_path)
+    manage(env, "migrate", "--noinput", "-v0")
+    printed = manage(env, "owt_bootstrap")
+    lines = dict(line.split(": ", 1) for line in printed.splitlines())
+    assert manage(env, "owt_bootstrap") == printed  # idempotent
+    with running_portal(env, migrate=False) as portal:
+        yield portal.url, lines["OWT super service id"], lines["OWT super service key"]
 
 
 def test_round_trip_over_daphne(server):

@@ -14,21 +14,17 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from owt.localserver import free_port, manage, portal_env, running_portal
+
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
@@ -47,56 +43,14 @@ print(App.objects.create(organization=organization, name="E2E", interval=1000).a
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
     """The project under daphne with its own SQLite file; summaries built in-process (eager Celery)."""
-    env = {
-        **os.environ,
-        "OWT_VAR_DIR": str(tmp_path),
-        "CELERY_TASK_ALWAYS_EAGER": "1",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "owt.settings",
-    }
-    env.pop("DATABASE_URL", None)
-    (tmp_path / "celery-results").mkdir()
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    api_key = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", SETUP],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()[-1]  # the shell may print an auto-import banner first
-    port = free_port()
-    log = (tmp_path / "daphne.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "owt.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None and time.time() < deadline, (tmp_path / "daphne.log").read_text()
-                time.sleep(0.1)
-        yield {"base": f"http://127.0.0.1:{port}", "api_key": api_key, "db": tmp_path / "owt.sqlite3"}
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+    env = portal_env(tmp_path, CELERY_TASK_ALWAYS_EAGER="1")
+    manage(env, "migrate", "-v0")
+    api_key = manage(env, "shell", "-c", SETUP).split()[-1]  # the shell may print an auto-import banner first
+    with running_portal(env, migrate=False, log_path=tmp_path / "daphne.log") as portal:
+        yield {"base": portal.url, "api_key": api_key, "db": tmp_path / "owt.sqlite3"}
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
