@@ -170,14 +170,17 @@ _embedded: dict[asyncio.AbstractEventLoop, MediaNode] = {}
 _embedded_lock: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
 
-async def ensure_embedded_node() -> MediaNode | None:
-    """Start this process's embedded node once per event loop (None when nodes run separately)."""
+async def ensure_embedded_node(*, transcode_all: bool = False) -> MediaNode | None:
+    """Start this process's embedded node once per event loop (None when nodes run separately).
+
+    ``transcode_all`` (benchmark baseline) applies only to the call that starts the node.
+    """
     if not settings.MEDIA_NODE_EMBEDDED:
         return None
     loop = asyncio.get_running_loop()
     async with _embedded_lock.setdefault(loop, asyncio.Lock()):
         if loop not in _embedded:
-            node = MediaNode(embedded=True)
+            node = MediaNode(embedded=True, transcode_all=transcode_all)
             await node.start()
             _embedded[loop] = node
     return _embedded[loop]
