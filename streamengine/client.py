@@ -138,6 +138,10 @@ class ConferenceClient:
         await self.close()
 
     async def close(self) -> None:
+        """Leave (``logout``, so the server does not keep the participant for a relogin) and disconnect."""
+        if self.info and not self.closed.is_set():
+            with contextlib.suppress(SignalingError, ConnectionError, TimeoutError):
+                await self.request("logout", timeout=2)
         for session in list(self.sessions.values()):
             await session.pc.close()
         self.sessions.clear()
@@ -201,6 +205,12 @@ class ConferenceClient:
     async def join(self, token: str) -> dict:
         self.info = await self.request("login", {"token": token, "userAgent": SDK, "protocol": "1.2"})
         return self.info
+
+    async def relogin(self, ticket: str) -> dict:
+        """Resume a participant whose socket dropped; returns ``{ticket, messages}``."""
+        resumed = await self.request("relogin", ticket)
+        self.info = {**self.info, "reconnectionTicket": resumed["ticket"]}
+        return resumed
 
     async def leave(self) -> None:
         await self.request("logout")

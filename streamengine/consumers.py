@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from owt.errors import ApiError
 from streamengine import control, selectors, services
 from streamengine.node import ensure_embedded_node, ensure_watchdog, media_accept, stale_after
+from streamengine.reconnection import RECONNECTING_SDKS, Parked, parked_take, ticket_issue, ticket_verify
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class SignalingConsumer(AsyncWebsocketConsumer):
     participant_id: str | None = None
     domain_id: str | None = None
     node_channel: str = ""
+    # Reconnection enabled for this client (its SDK reconnects) and not ended on purpose.
+    reconnect = False
+    leaving = False
 
     async def connect(self) -> None:
         await self.accept()
@@ -87,10 +91,25 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         self.login_timer.cancel()
         if self.participant_id is None:
             return
-        participant_id, self.participant_id = self.participant_id, None
-        await self.channel_layer.group_discard(f"domain.{self.domain_id}", self.channel_name)
+        participant_id, domain_id, self.participant_id = self.participant_id, self.domain_id, None
+        await self.channel_layer.group_discard(f"domain.{domain_id}", self.channel_name)
         await self.channel_layer.group_discard(f"participant.{participant_id}", self.channel_name)
-        await database_sync_to_async(control.participant_left)(participant_id=participant_id, domain_id=self.domain_id)
+
+        async def leave() -> None:
+            await database_sync_to_async(control.participant_left)(participant_id=participant_id, domain_id=domain_id)
+
+        if self.reconnect and not self.leaving:
+            # The socket dropped: keep the participant and its media for a relogin.
+            parked = Parked(participant_id, domain_id, self.node_channel, leave)
+            await parked.start()
+            await self._move_replies(participant_id, parked.channel)
+        else:
+            await leave()
+
+    async def _move_replies(self, participant_id: str, channel: str) -> None:
+        await self.channel_layer.send(
+            self.node_channel, {"type": "node.participant.reply", "participant": participant_id, "reply": channel}
+        )
 
     # --- frames ---------------------------------------------------------------------
 
@@ -183,6 +202,9 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(f"domain.{self.domain_id}", self.channel_name)
         await self.channel_layer.group_add(f"participant.{participant.id}", self.channel_name)
         result = await database_sync_to_async(self._login_result)(participant)
+        self.reconnect = sdk["type"] in RECONNECTING_SDKS
+        if self.reconnect:
+            result["reconnectionTicket"] = ticket_issue(participant.id)
 
         async def announce() -> None:
             await database_sync_to_async(control.notify_domain)(
@@ -211,12 +233,31 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         }
 
     async def on_relogin(self, data: object):
-        raise SignalingError("Reconnection is not supported")
+        _require(self.participant_id is None, "Connection is in service")
+        try:
+            participant_id = ticket_verify(data)
+        except ValueError as exc:
+            raise SignalingError(str(exc)) from exc
+        parked = parked_take(participant_id)
+        _require(parked is not None, "Participant early left")
+        await parked.stop()
+        await database_sync_to_async(services.participant_set_portal)(
+            participant_id=participant_id, portal=self.channel_name
+        )
+        self.participant_id, self.domain_id, self.node_channel = participant_id, parked.domain_id, parked.node_channel
+        self.reconnect = True
+        self.login_timer.cancel()
+        for group in parked.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self._move_replies(participant_id, self.channel_name)
+        return {"ticket": ticket_issue(participant_id), "messages": parked.messages}
 
     async def on_refresh_ticket(self, data: object):
-        raise SignalingError("Reconnection is not supported")
+        _require(self.reconnect, "Reconnection is not enabled")
+        return ticket_issue(self.participant_id)
 
     async def on_logout(self, data: object):
+        self.leaving = True
         return None, self._close_after
 
     async def on_publish(self, data: object):
@@ -366,7 +407,7 @@ class SignalingConsumer(AsyncWebsocketConsumer):
 
     async def engine_drop(self, message: dict) -> None:
         await self.notify("drop")
-        self.closing = True
+        self.closing = self.leaving = True
         await self.close()
         # The server closes: clean up now rather than wait for the client's close frame.
         await self.disconnect(1000)

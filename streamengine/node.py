@@ -160,6 +160,8 @@ class MediaNode:
             self.sfu.set_publication_active(message["session"], set(message["kinds"]), message["active"])
         elif kind == "node.subscription.status":
             self.sfu.set_subscription_paused(message["session"], set(message["kinds"]), message["paused"])
+        elif kind == "node.participant.reply":
+            self.sfu.set_reply(message["participant"], message["reply"])
         elif kind == "node.participant.leave":
             await self.sfu.end_participant(message["participant"])
         else:

@@ -136,6 +136,13 @@ def participant_leave(*, participant_id: str) -> list[str]:
     return publication_ids
 
 
+def participant_set_portal(*, participant_id: str, portal: str) -> Participant:
+    """Record the signaling channel now serving the participant (after ``relogin``)."""
+    if not Participant.objects.filter(id=participant_id).update(portal=portal):
+        raise ParticipantNotFound()
+    return Participant.objects.select_related("domain").get(id=participant_id)
+
+
 def participant_set_permission(*, participant_id: str, permission: dict) -> Participant:
     participant = Participant.objects.filter(id=participant_id).first()
     if participant is None:

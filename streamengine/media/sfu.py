@@ -160,6 +160,12 @@ class SFU:
         for session_id in [s.id for s in self.sessions.values() if s.participant_id == participant_id]:
             await self.end_session(session_id)
 
+    def set_reply(self, participant_id: str, reply: str) -> None:
+        """The participant's signaling moved (parked for reconnection, or relogged in)."""
+        for session in self.sessions.values():
+            if session.participant_id == participant_id:
+                session.reply = reply
+
     async def close(self) -> None:
         for session_id in list(self.sessions):
             await self.end_session(session_id)

@@ -232,3 +232,26 @@ async def test_sfu_forwards_without_decoding_and_relays_keyframe_requests(signal
         assert sfu.stats()["forwarded_frames"] > 0
         # Nothing reached the publication's decoder: its decoded-frame track stayed empty.
         assert published.receiver.track._queue.qsize() == 0 and not published.tap.decode
+
+
+async def test_subscriber_asking_other_parameters_gets_the_transcoding_path(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        await alice.join(await token(domain))
+        await bob.join(await token(domain))
+        publication = await alice.publish([SyntheticVideoTrack()])
+        scaled = await bob.subscribe(
+            publication.id, audio=False, video_parameters={"resolution": {"width": 320, "height": 240}}
+        )
+        frames = await frames_of(scaled.tracks["video"], 5, timeout=20)
+        assert {(f.width, f.height) for f in frames} == {(320, 240)}
+        # Another codec than the publication's (VP8) is also a transcoding job.
+        other = await bob.subscribe(publication.id, audio=False, video_format={"codec": "h264"}, encoded=True)
+        async with asyncio.timeout(20):
+            kind, data, _ = await other.frames.get()
+            while not is_keyframe("h264", data):
+                kind, data, _ = await other.frames.get()
+        assert kind == "video" and data.startswith((b"\x00\x00\x00\x01", b"\x00\x00\x01"))
+        # A plain subscription to the same stream is still forwarded, not transcoded.
+        plain = await bob.subscribe(publication.id, audio=False)
+        assert (await frames_of(plain.tracks["video"], 2))[0].width == 640

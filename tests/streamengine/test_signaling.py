@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -139,3 +140,58 @@ async def test_text_to_all_and_to_one(signaling_url, room, token):
             assert await client.wait_for("text") == {"from": a["id"], "to": "all", "message": {"hello": "everyone"}}
         await bob.text(a["id"], "just you")
         assert await alice.wait_for("text") == {"from": b["id"], "to": "me", "message": "just you"}
+
+
+async def test_relogin_resumes_the_participant_with_buffered_messages(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        a = await alice.join(await token(domain, user="alice"))
+        await bob.join(await token(domain, user="bob"))
+        ticket = a["reconnectionTicket"]
+        await alice.ws.close()  # the network drops: no logout
+        await asyncio.sleep(0.2)
+        await bob.text("all", "while you were away")
+        await bob.text(a["id"], "direct")
+        async with ConferenceClient(signaling_url) as again:
+            with pytest.raises(SignalingError, match="Invalid reconnection ticket"):
+                await again.request("relogin", "bm90IGEgdGlja2V0")
+            resumed = await again.relogin(ticket)
+            assert resumed["ticket"] and resumed["ticket"] != ticket
+            texts = [m["data"]["message"] for m in resumed["messages"] if m["event"] == "text"]
+            assert texts == ["while you were away", "direct"]
+            assert [m["seq"] for m in resumed["messages"]] == list(range(len(resumed["messages"])))
+            # Still the same participant, nobody saw it leave, and it hears the room again.
+            assert await database_sync_to_async(Participant.objects.filter(id=a["id"]).exists)()
+            await bob.text("all", "welcome back")
+            assert (await again.wait_for("text"))["message"] == "welcome back"
+            assert isinstance(await again.request("refreshReconnectionTicket"), str)
+        # It logged out on close: the old ticket resumes nothing.
+        with pytest.raises(SignalingError, match="Participant early left"):
+            async with ConferenceClient(signaling_url) as late:
+                await late.request("relogin", ticket)
+
+
+async def test_parked_participant_leaves_after_the_reconnection_timeout(signaling_url, room, token, monkeypatch):
+    from streamengine import reconnection
+
+    monkeypatch.setattr(reconnection, "RECONNECTION_TIMEOUT_SECONDS", 0.3)
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        a = await alice.join(await token(domain, user="alice"))
+        await bob.join(await token(domain, user="bob"))
+        await alice.ws.close()
+        left = await bob.wait_for("participant", lambda d: d["action"] == "leave")
+        assert left["data"] == a["id"]
+        await eventually(lambda: not Participant.objects.filter(id=a["id"]).exists())
+
+
+async def test_logout_leaves_at_once(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        a = await alice.join(await token(domain, user="alice"))
+        await bob.join(await token(domain, user="bob"))
+        await alice.leave()
+        assert (await bob.wait_for("participant", lambda d: d["action"] == "leave"))["data"] == a["id"]
+        with pytest.raises(SignalingError, match="Participant early left"):
+            async with ConferenceClient(signaling_url) as again:
+                await again.request("relogin", a["reconnectionTicket"])
