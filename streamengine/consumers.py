@@ -14,6 +14,7 @@ import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from owt.errors import ApiError
 from streamengine import control, selectors, services
@@ -80,7 +81,9 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.closing = False
         self.login_timer = asyncio.get_running_loop().call_later(LOGIN_TIMEOUT_SECONDS, self._login_timeout)
-        await ensure_embedded_node()
+        node = await ensure_embedded_node()
+        # The in-memory channel layer reaches only this process: use our own node then.
+        self.only_node = node.id if node is not None and settings.CHANNEL_LAYER == "memory" else None
         ensure_watchdog()
 
     def _login_timeout(self) -> None:
@@ -188,7 +191,7 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         )
         try:
             node = await database_sync_to_async(services.domain_place)(
-                domain_id=participant.domain_id, stale_after=stale_after()
+                domain_id=participant.domain_id, stale_after=stale_after(), only=self.only_node
             )
         except ApiError:
             await database_sync_to_async(services.participant_leave)(participant_id=participant.id)

@@ -337,13 +337,16 @@ def node_reap_dead(*, stale_after: float) -> dict[str, list[str]]:
     return reaped
 
 
-def domain_place(*, domain_id: str, stale_after: float) -> Node:
+def domain_place(*, domain_id: str, stale_after: float, only: str | None = None) -> Node:
     """The node hosting ``domain_id``: its current one if alive, else the least-loaded live node.
 
     The conditional UPDATE is the claim: of two portals placing one domain at once, the
-    second sees the first's live node and keeps it.
+    second sees the first's live node and keeps it. ``only`` restricts the choice to one
+    node (an embedded node on the in-memory channel layer cannot reach any other).
     """
     alive = Node.objects.filter(heartbeat_at__gte=timezone.now() - timedelta(seconds=stale_after))
+    if only is not None:
+        alive = alive.filter(id=only)
     current = Domain.objects.filter(id=domain_id).values_list("node_id", flat=True).first()
     if current and alive.filter(id=current).exists():
         return alive.get(id=current)

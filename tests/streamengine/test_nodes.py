@@ -42,6 +42,8 @@ def test_rooms_are_placed_on_the_least_loaded_live_node(db):
     Node.objects.filter(id="idle").update(load=1.0)
     assert services.domain_place(domain_id="r1", stale_after=15).id == "idle"
     assert services.domain_place(domain_id="r2", stale_after=15).id == "busy"
+    # Restricted to one node (an embedded node on the in-memory layer): the room moves there.
+    assert services.domain_place(domain_id="r2", stale_after=15, only="idle").id == "idle"
     # Its node dies: the room moves.
     Node.objects.filter(id="idle").update(heartbeat_at=timezone.now() - timedelta(seconds=60))
     assert services.domain_place(domain_id="r1", stale_after=15).id == "busy"
