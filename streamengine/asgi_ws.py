@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+APP_CLOSE_TIMEOUT = 3.0
+
 
 async def _bridge(application, connection: ServerConnection) -> None:
     request = connection.request
@@ -53,10 +55,20 @@ async def _bridge(application, connection: ServerConnection) -> None:
                 await connection.close(message.get("code", 1000))
 
     pumping = asyncio.create_task(pump())
+    app = asyncio.create_task(application(scope, inbox.get, send))
     try:
-        await application(scope, inbox.get, send)
+        await asyncio.wait({app, pumping}, return_when=asyncio.FIRST_COMPLETED)
+        if not app.done():
+            # The client left: the app gets the disconnect and a grace period to finish, then
+            # is cancelled, like daphne's application_close_timeout. (On Python 3.11 a
+            # channels_redis receive can swallow its cancellation and never return.)
+            await asyncio.wait({app}, timeout=APP_CLOSE_TIMEOUT)
+            app.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app
     finally:
         pumping.cancel()
+        app.cancel()
 
 
 @contextlib.asynccontextmanager

@@ -424,7 +424,11 @@ class SignalingConsumer(AsyncWebsocketConsumer):
 
     async def engine_session(self, message: dict) -> None:
         session_id, transport = message["session"], message["session"]
-        if message["status"] == "ready":
+        if message["status"] == "parameters":
+            await database_sync_to_async(control.publication_parameters)(
+                publication_id=session_id, parameters=message["parameters"]
+            )
+        elif message["status"] == "ready":
             if message["kind"] == "publication":
                 await database_sync_to_async(control.publication_ready)(
                     publication_id=session_id, formats=message["formats"]

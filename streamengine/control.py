@@ -119,6 +119,22 @@ def publication_ready(*, publication_id: str, formats: dict[str, dict]) -> None:
         )
 
 
+def publication_parameters(*, publication_id: str, parameters: dict[str, dict]) -> None:
+    """The node measured a track's resolution/frame rate: record it and send the whole stream."""
+    publication = services.publication_set_parameters(publication_id=publication_id, parameters=parameters)
+    if publication is not None and publication.ready:
+        notify_domain(
+            publication.domain_id,
+            "stream",
+            {
+                "id": publication.id,
+                "status": "update",
+                "data": {"field": ".", "value": selectors.publication_stream(publication)},
+            },
+            gate="streamChange",
+        )
+
+
 def publication_delete(*, publication_id: str) -> Publication:
     """Unpublish: the node closes the publisher's and its subscribers' transports."""
     publication = services.publication_delete(publication_id=publication_id)

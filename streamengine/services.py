@@ -207,6 +207,19 @@ def publication_set_ready(*, publication_id: str, formats: dict[str, dict]) -> P
     return publication
 
 
+def publication_set_parameters(*, publication_id: str, parameters: dict[str, dict]) -> Publication | None:
+    """Record measured track parameters (by mid: resolution, framerate); None if the publication is gone."""
+    with transaction.atomic():
+        publication = Publication.objects.select_for_update().filter(id=publication_id).first()
+        if publication is None:
+            return None
+        for track in publication.media.get("tracks", []):
+            if track["mid"] in parameters:
+                track["parameters"] = parameters[track["mid"]]
+        publication.save(update_fields=["media"])
+    return publication
+
+
 def publication_set_track_status(*, publication_id: str, kinds: set[str], status: str) -> Publication:
     """Mute (``inactive``) or unmute (``active``) the publication's tracks of ``kinds``."""
     with transaction.atomic():

@@ -11,6 +11,7 @@ The SFU knows nothing about Django or the channel layer: it reports through ``em
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ from aiortc.sdp import candidate_from_sdp
 
 from streamengine.media.ice import rtc_configuration
 from streamengine.media.passthrough import (
+    CLOCK_RATES,
     ForwardedTrack,
     KeyframeRequester,
     install_tap,
     restrict_codecs,
     route_keyframe_requests,
+    vp8_resolution,
 )
 from streamengine.media.transcode import TranscodedTrack
 
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict], Awaitable[None]]
 
+FRAMERATE_SAMPLE = 30
 H264_PROFILES = {"42e0": "CB", "4200": "B", "4d00": "M", "6400": "H"}
 
 
@@ -59,9 +63,16 @@ def track_format(transceiver: RTCRtpTransceiver) -> dict:
 class PublishedTrack:
     """One received track of a publication, fanned out to its subscribers."""
 
-    def __init__(self, kind: str, receiver: RTCRtpReceiver) -> None:
+    def __init__(
+        self, kind: str, receiver: RTCRtpReceiver, on_parameters: Callable[[dict], None] | None = None
+    ) -> None:
         self.kind = kind
         self.receiver = receiver
+        # Video: resolution (VP8 keyframe header) and frame rate (RTP timestamps of the first
+        # frames), reported once known and again when the resolution changes.
+        self.on_parameters = on_parameters
+        self.parameters: dict = {}
+        self.timestamps: list[int] = []
         self.codec = ""
         self.format: dict = {}
         self.active = True
@@ -75,10 +86,31 @@ class PublishedTrack:
     def on_frame(self, codec: str, frame) -> None:
         self.codec = codec
         self.frames += 1
+        if self.on_parameters is not None:
+            self._learn_parameters(frame.data, frame.timestamp)
         if not self.active:
             return
         for subscriber in self.subscribers:
             subscriber.push(frame.data, frame.timestamp)
+
+    def _learn_parameters(self, data: bytes, timestamp: int) -> None:
+        learned = dict(self.parameters)
+        size = vp8_resolution(data) if self.codec == "vp8" else None
+        if size is not None:
+            learned["resolution"] = {"width": size[0], "height": size[1]}
+        elif self.codec == "vp8" and "resolution" not in learned:
+            self.keyframes.request()  # the size is in keyframe headers only
+        if "framerate" not in learned:
+            self.timestamps.append(timestamp)
+            if len(self.timestamps) > FRAMERATE_SAMPLE:
+                span = (self.timestamps[-1] - self.timestamps[0]) % 2**32
+                if span:
+                    learned["framerate"] = round(FRAMERATE_SAMPLE * CLOCK_RATES["video"] / span)
+                self.timestamps = []
+        complete = "framerate" in learned and ("resolution" in learned or self.codec != "vp8")
+        if learned != self.parameters and complete:
+            self.parameters = learned
+            self.on_parameters(learned)
 
     def attach(self, track: ForwardedTrack) -> None:
         self.subscribers.add(track)
@@ -208,14 +240,23 @@ class SFU:
             await self._fail(session, f"Negotiation failed: {exc}")
 
     async def _add_candidate(self, session: Session, data: dict) -> None:
-        line = str(data.get("candidate", ""))
-        line = line.removeprefix("a=").removeprefix("candidate:")
+        """Add a trickled client candidate; a bad or useless one is logged, never fatal."""
+        line = str(data.get("candidate", "")).removeprefix("a=").removeprefix("candidate:")
         if not line:
-            return
-        candidate = candidate_from_sdp(line)
-        candidate.sdpMid = data.get("sdpMid")
-        candidate.sdpMLineIndex = data.get("sdpMLineIndex")
-        await session.pc.addIceCandidate(candidate)
+            return  # end-of-candidates marker: aiortc keeps checking the pairs it has
+        try:
+            candidate = candidate_from_sdp(line)
+            if candidate.ip.endswith(".local") or candidate.protocol.lower() != "udp":
+                # mDNS names would need multicast resolution (and stall the node); aioice is UDP only.
+                logger.debug("session %s: ignoring candidate %s", session.id, line)
+                return
+            candidate.sdpMid = data.get("sdpMid")
+            candidate.sdpMLineIndex = data.get("sdpMLineIndex")
+            if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+                candidate.sdpMLineIndex = 0
+            await session.pc.addIceCandidate(candidate)
+        except Exception as exc:  # aiortc asserts on malformed lines; a candidate is never fatal
+            logger.info("session %s: candidate %r refused: %s", session.id, line, exc)
 
     async def _answer(self, session: Session, sdp: str) -> None:
         if session.pc is not None:
@@ -255,10 +296,18 @@ class SFU:
         if allowed is not None and not restrict_codecs(transceiver, allowed.__contains__):
             raise SessionError(f"No acceptable {transceiver.kind} format (room mediaIn)")
         transceiver.direction = "recvonly"
-        published = PublishedTrack(transceiver.kind, transceiver.receiver)
+        mid = str(transceiver.mid)
+
+        def report(parameters: dict) -> None:
+            message = {"type": "engine.session", "session": session.id, "kind": session.kind, "status": "parameters"}
+            asyncio.ensure_future(self.emit(session.reply, {**message, "parameters": {mid: parameters}}))
+
+        published = PublishedTrack(
+            transceiver.kind, transceiver.receiver, report if transceiver.kind == "video" else None
+        )
         published.codec = codec_name(transceiver)
         published.format = track_format(transceiver)
-        session.published[str(transceiver.mid)] = published
+        session.published[mid] = published
 
     def _send(self, session: Session, transceiver: RTCRtpTransceiver, requested: dict) -> None:
         source = self._source_track(session.source, transceiver.kind)

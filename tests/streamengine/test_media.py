@@ -49,6 +49,11 @@ async def test_publish_subscribe_decodable_frames(signaling_url, room, token):
         assert stream["info"]["owner"] == alice.info["id"] and stream["info"]["attributes"] == {"label": "cam"}
         formats = {t["type"]: t["format"] for t in stream["media"]["tracks"]}
         assert formats == {"video": {"codec": "vp8"}, "audio": {"codec": "opus", "sampleRate": 48000, "channelNum": 2}}
+        # The node measures the video's parameters and announces the whole stream again.
+        updated = await bob.wait_for("stream", lambda d: d["status"] == "update" and d["data"]["field"] == ".")
+        video_track = next(t for t in updated["data"]["value"]["media"]["tracks"] if t["type"] == "video")
+        assert video_track["parameters"]["resolution"] == {"width": 640, "height": 480}
+        assert 28 <= video_track["parameters"]["framerate"] <= 31
         subscription = await bob.subscribe(publication.id)
         video = await frames_of(subscription.tracks["video"], 10)
         assert all(isinstance(f, av.VideoFrame) and (f.width, f.height) == (640, 480) for f in video)
@@ -255,3 +260,38 @@ async def test_subscriber_asking_other_parameters_gets_the_transcoding_path(sign
         # A plain subscription to the same stream is still forwarded, not transcoded.
         plain = await bob.subscribe(publication.id, audio=False)
         assert (await frames_of(plain.tracks["video"], 2))[0].width == 640
+
+
+async def test_trickled_candidates_are_accepted_and_junk_is_not_fatal(signaling_url, room, token):
+    """A browser-like client: offer without candidates, then candidates over ``soac``."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    from streamengine.media.ice import rtc_configuration
+
+    domain = await room()
+    async with ConferenceClient(signaling_url) as client:
+        await client.join(await token(domain))
+        pc = RTCPeerConnection(rtc_configuration())
+        pc.addTransceiver(SyntheticVideoTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        lines = pc.localDescription.sdp.splitlines()
+        candidates = [line for line in lines if line.startswith("a=candidate:")]
+        bare = (
+            "\r\n".join(line for line in lines if not line.startswith(("a=candidate:", "a=end-of-candidates"))) + "\r\n"
+        )
+        ack = await client.request("publish", {"media": {"tracks": [{"type": "video", "mid": "0"}]}})
+        await client.request("soac", {"id": ack["transportId"], "signaling": {"type": "offer", "sdp": bare}})
+        answer = await client.wait_for("progress", lambda d: d.get("status") == "soac")
+        await pc.setRemoteDescription(RTCSessionDescription(**answer["data"]))
+        junk = [
+            {"candidate": "a=candidate:1 1 udp 2122260223 abcd-1234.local 50000 typ host", "sdpMid": "0"},
+            {"candidate": "candidate:2 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active", "sdpMid": "0"},
+            {"candidate": "candidate:garbage", "sdpMid": "0"},
+        ]
+        for candidate in [*junk, *({"candidate": c, "sdpMid": "0", "sdpMLineIndex": 0} for c in candidates)]:
+            await client.request(
+                "soac", {"id": ack["transportId"], "signaling": {"type": "candidate", "candidate": candidate}}
+            )
+        ready = await client.wait_for("progress", lambda d: d.get("sessionId") == ack["id"], timeout=15)
+        assert ready["status"] == "ready"
+        await pc.close()
