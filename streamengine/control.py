@@ -12,6 +12,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from streamengine import selectors, services
+from streamengine.exceptions import ParticipantNotFound
 from streamengine.models import Domain, Participant, Publication, Subscription
 
 KINDS = {"audio": {"audio"}, "video": {"video"}, "av": {"audio", "video"}}
@@ -50,7 +51,7 @@ def notify_participant(participant_id: str, event: str, data: object) -> None:
 def participant_drop(*, participant_id: str) -> None:
     """The client gets ``drop`` and is disconnected; its consumer then cleans up (``participant_left``)."""
     if not Participant.objects.filter(id=participant_id).exists():
-        raise services.ParticipantNotFound()
+        raise ParticipantNotFound()
     _group_send(f"participant.{participant_id}", {"type": "engine.drop"})
 
 

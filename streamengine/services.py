@@ -131,8 +131,13 @@ def participant_join(
 def participant_leave(*, participant_id: str) -> list[str]:
     """Remove the participant and its sessions; returns the ids of its publications."""
     with transaction.atomic():
-        publication_ids = list(Publication.objects.filter(participant_id=participant_id).values_list("id", flat=True))
-        Participant.objects.filter(id=participant_id).delete()
+        participant = Participant.objects.filter(id=participant_id).first()
+        if participant is None:
+            return []
+        publication_ids = list(participant.publications.values_list("id", flat=True))
+        # Others' subscriptions to its streams end with them (the node closes their transports).
+        Subscription.objects.filter(domain_id=participant.domain_id, info__from__in=publication_ids).delete()
+        participant.delete()
     return publication_ids
 
 
@@ -269,7 +274,7 @@ def subscription_create(
     if len(sources) != 1:
         raise Unauthorized("All tracks of a subscription must come from one stream")
     publication_id = sources.pop()
-    if not Publication.objects.filter(id=publication_id, domain_id=participant.domain_id).exists():
+    if not Publication.objects.filter(id=publication_id, domain_id=participant.domain_id, ready=True).exists():
         raise StreamNotFound()
     return Subscription.objects.create(
         id=subscription_id,

@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 
 from streamengine import control
 from streamengine.client import ConferenceClient, SignalingError, SyntheticAudioTrack, SyntheticVideoTrack
+from streamengine.exceptions import ParticipantNotFound
 from streamengine.media.passthrough import is_keyframe, vp8_resolution
 from streamengine.models import Publication, Subscription
 from tests.streamengine.helpers import eventually
@@ -160,6 +161,7 @@ async def test_drop_disconnects_and_cleans_up(signaling_url, room, token):
         await bob.join(await token(domain, user="bob"))
         publication = await publish_av(alice)
         await bob.wait_for("stream", lambda d: d["status"] == "add")
+        subscription = await bob.subscribe(publication.id, audio=False, encoded=True)
         await database_sync_to_async(control.participant_drop)(participant_id=a["id"])
         assert await alice.wait_for("drop") is None
         await asyncio.wait_for(alice.closed.wait(), 5)
@@ -169,6 +171,9 @@ async def test_drop_disconnects_and_cleans_up(signaling_url, room, token):
         }
         assert (await bob.wait_for("participant", lambda d: d["action"] == "leave"))["data"] == a["id"]
         await eventually(lambda: not Publication.objects.filter(id=publication.id).exists())
+        await eventually(lambda: not Subscription.objects.filter(id=subscription.id).exists())
+        with pytest.raises(ParticipantNotFound):
+            await database_sync_to_async(control.participant_drop)(participant_id=a["id"])
 
 
 async def test_unpublish_ends_subscriptions(signaling_url, room, token):
