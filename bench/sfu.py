@@ -262,7 +262,15 @@ async def _orchestrate(args) -> None:
         "ratio_passthrough_vs_relay": f"{'' if capped else '>= '}{best / base:.1f}x" if base else "n/a",
         "server_cpu_per_subscriber_%_passthrough": round(statistics.median(per_sub), 2) if per_sub else "n/a",
         "server_cpu_per_subscriber_%_relay": round(statistics.median(relay_per_sub), 2) if relay_per_sub else "n/a",
-        "join_to_first_frame_ms_p50_p95": (
+        "join_to_first_frame_ms_single_subscriber": next(
+            (
+                round(r["join_to_first_frame_ms_p50"])
+                for r in rows
+                if r["mode"] == "passthrough" and r["subscribers"] == 1
+            ),
+            "n/a",
+        ),
+        "join_to_first_frame_ms_p50_p95_all_joins": (
             f"{latency[0]['join_to_first_frame_ms_p50']:.0f} / {latency[0]['join_to_first_frame_ms_p95']:.0f}"
             if latency
             else "n/a"
