@@ -8,6 +8,7 @@ the ``error`` ack. A socket.io adapter can later call :meth:`SignalingConsumer.d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -437,6 +438,10 @@ class SignalingConsumer(AsyncWebsocketConsumer):
                 await database_sync_to_async(services.subscription_set_ready)(subscription_id=session_id)
             await self.notify("progress", {"id": transport, "sessionId": session_id, "status": "ready"})
         else:
+            # A failed transport ends its session, as if it had been unpublished/unsubscribed.
+            end = control.publication_delete if message["kind"] == "publication" else control.subscription_delete
+            with contextlib.suppress(ApiError):
+                await database_sync_to_async(end)(**{f"{message['kind']}_id": session_id})
             await self.notify(
                 "progress", {"id": transport, "sessionId": session_id, "status": "error", "data": message.get("reason")}
             )

@@ -70,6 +70,7 @@ class MediaNode:
         self.sfu = SFU(self.emit, transcode_all=transcode_all)
         self.channel_name = ""
         self.tasks: list[asyncio.Task] = []
+        self.negotiations: set[asyncio.Task] = set()
         self._cpu = (time.monotonic(), time.process_time())
 
     async def start(self) -> None:
@@ -96,6 +97,8 @@ class MediaNode:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        for task in self.negotiations:
+            task.cancel()
         await self.sfu.close()
         await database_sync_to_async(services.node_unregister)(node_id=self.id)
         # Release this thread's database connection (a stopped node must not hold it open).
@@ -153,7 +156,10 @@ class MediaNode:
                 source=message["source"],
             )
         elif kind == "node.soac":
-            await self.sfu.soac(message["session"], message["signaling"])
+            # Concurrent across sessions, in order within one (the session's lock, FIFO).
+            task = asyncio.create_task(self.sfu.soac(message["session"], message["signaling"]))
+            self.negotiations.add(task)
+            task.add_done_callback(self.negotiations.discard)
         elif kind == "node.session.end":
             await self.sfu.end_session(message["session"])
         elif kind == "node.publication.status":

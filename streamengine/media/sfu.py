@@ -150,6 +150,9 @@ class Session:
     published: dict[str, PublishedTrack] = field(default_factory=dict)  # by mid
     forwarded: dict[str, ForwardedTrack | TranscodedTrack] = field(default_factory=dict)  # by mid
     ready: bool = False
+    # Signaling of one session is applied in order (offer before its candidates), while
+    # different sessions negotiate concurrently (gathering with STUN/TURN can take seconds).
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class SessionError(Exception):
@@ -227,17 +230,20 @@ class SFU:
         if session is None:
             return
         kind = signaling.get("type")
-        try:
-            if kind == "offer":
-                await self._answer(session, signaling["sdp"])
-            elif kind == "candidate" and session.pc is not None:
-                await self._add_candidate(session, signaling.get("candidate") or {})
-            # aiortc gathers before answering and does not prune, so removed candidates need nothing.
-        except SessionError as exc:
-            await self._fail(session, str(exc))
-        except Exception as exc:
-            logger.exception("soac failed for session %s", session_id)
-            await self._fail(session, f"Negotiation failed: {exc}")
+        async with session.lock:
+            if session.id not in self.sessions:
+                return  # ended while this waited
+            try:
+                if kind == "offer":
+                    await self._answer(session, signaling["sdp"])
+                elif kind == "candidate" and session.pc is not None:
+                    await self._add_candidate(session, signaling.get("candidate") or {})
+                # aiortc gathers before answering and does not prune, so removed candidates need nothing.
+            except SessionError as exc:
+                await self._fail(session, str(exc))
+            except Exception as exc:
+                logger.exception("soac failed for session %s", session_id)
+                await self._fail(session, f"Negotiation failed: {exc}")
 
     async def _add_candidate(self, session: Session, data: dict) -> None:
         """Add a trickled client candidate; a bad or useless one is logged, never fatal."""

@@ -203,6 +203,9 @@ async def test_media_in_refuses_unaccepted_codec(signaling_url, room, token):
         await client.join(await token(domain))
         with pytest.raises(SignalingError, match="No acceptable video format"):
             await client.publish([SyntheticVideoTrack()], video_codec="vp8")
+        # The failed session is gone: it neither lingers as a stream nor counts as an input.
+        await eventually(lambda: not Publication.objects.filter(domain_id=domain).exists())
+        assert (await client.publish([SyntheticVideoTrack()], video_codec="h264")).id
 
 
 async def test_h264_passthrough(signaling_url, room, token):
