@@ -32,6 +32,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpCodecCapability, R
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from streamengine.media.ice import rtc_configuration
 from streamengine.media.passthrough import install_tap
@@ -188,8 +189,13 @@ class ConferenceClient:
         request_id = next(self.ids)
         future = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
-        await self.ws.send(json.dumps({"type": "request", "id": request_id, "event": event, "data": data}))
-        ack = await asyncio.wait_for(future, timeout)
+        try:
+            await self.ws.send(json.dumps({"type": "request", "id": request_id, "event": event, "data": data}))
+            ack = await asyncio.wait_for(future, timeout)
+        except ConnectionClosed as exc:
+            raise ConnectionError("signaling connection closed") from exc
+        finally:
+            self.pending.pop(request_id, None)
         if ack["status"] != "ok":
             raise SignalingError(ack["data"])
         return ack["data"]

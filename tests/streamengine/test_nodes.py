@@ -147,13 +147,9 @@ async def test_separate_node_over_redis_channel_layer(signaling_url, room, token
         await node.stop()
 
 
-@pytest.mark.media
-async def test_medianode_command_process(signaling_url, room, token, redis_layer, settings):
-    """``manage.py medianode`` in its own process, portal in this one, Redis in between."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the node process needs the test database: run with DATABASE_URL (PostgreSQL)")
+def node_process_env(settings) -> dict:
     db = settings.DATABASES["default"]
-    env = {
+    return {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CHANNEL_LAYER": "redis",
@@ -161,16 +157,49 @@ async def test_medianode_command_process(signaling_url, room, token, redis_layer
         "CHANNEL_REDIS_URL": REDIS_URL,
         "MEDIA_HOST_ADDRESSES": "127.0.0.1",
         "ICE_SERVERS": "[]",
+        "MEDIA_NODE_HEARTBEAT_SECONDS": str(settings.MEDIA_NODE_HEARTBEAT_SECONDS),
     }
+
+
+async def start_node_process(settings) -> asyncio.subprocess.Process:
+    """``manage.py medianode`` in its own process (needs the test database to be PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the node process needs the test database: run with DATABASE_URL (PostgreSQL)")
     root = Path(__file__).resolve().parents[2]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "manage.py", "medianode", cwd=root, env=env, stdout=subprocess.PIPE
+        sys.executable, "manage.py", "medianode", cwd=root, env=node_process_env(settings), stdout=subprocess.PIPE
     )
+    line = await asyncio.wait_for(process.stdout.readline(), 30)
+    assert line.startswith(b"media node ")
+    return process
+
+
+@pytest.mark.media
+async def test_medianode_command_process(signaling_url, room, token, redis_layer, settings):
+    """``manage.py medianode`` in its own process, portal in this one, Redis in between."""
+    process = await start_node_process(settings)
     try:
-        line = await asyncio.wait_for(process.stdout.readline(), 30)
-        assert line.startswith(b"media node ")
         await publish_and_receive(signaling_url, await room(), token)
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 10) == 0
     assert not await database_sync_to_async(Node.objects.exists)()
+
+
+@pytest.mark.media
+async def test_killed_node_process_drops_its_participants(signaling_url, room, token, redis_layer, settings):
+    settings.MEDIA_NODE_HEARTBEAT_SECONDS = 0.3
+    process = await start_node_process(settings)
+    try:
+        domain = await room()
+        async with ConferenceClient(signaling_url) as alice:
+            await alice.join(await token(domain))
+            await alice.publish([SyntheticVideoTrack()])
+            process.kill()  # no goodbye: the portal's watchdog notices the silence
+            assert await alice.wait_for("drop", timeout=15) is None
+        await eventually(lambda: not Participant.objects.filter(domain_id=domain).exists())
+        assert not await database_sync_to_async(Node.objects.exists)()
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
