@@ -25,3 +25,44 @@ class TokenExpired(ApiError):
 class TokenAlreadyUsed(ApiError):
     kind = "unauthenticated"
     default_message = "Token not found or already used"
+
+
+class InvalidRole(ApiError):
+    kind = "forbidden"
+    default_message = "Invalid role"
+
+
+class RoomFull(ApiError):
+    kind = "conflict"
+    default_message = "Room is full"
+
+
+class TooManyInputs(ApiError):
+    kind = "conflict"
+    default_message = "Too many inputs"
+
+
+class Unauthorized(ApiError):
+    """A participant's permission (role or PATCHed) does not allow the request."""
+
+    kind = "forbidden"
+    default_message = "unauthorized"
+
+
+class ParticipantNotFound(NotFound):
+    default_message = "Participant not found"
+    code = 1005
+
+
+class StreamNotFound(NotFound):
+    default_message = "Stream not found"
+    code = 1004
+
+
+class SubscriptionNotFound(NotFound):
+    default_message = "Subscription not found"
+
+
+class NoMediaNode(ApiError):
+    kind = "engine"
+    default_message = "No media node available"
