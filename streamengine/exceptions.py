@@ -25,3 +25,25 @@ class TokenExpired(ApiError):
 class TokenAlreadyUsed(ApiError):
     kind = "unauthenticated"
     default_message = "Token not found or already used"
+
+
+class InvalidListQuery(ApiError):
+    default_message = "Invalid list query"
+
+
+class ParticipantNotFound(NotFound):
+    default_message = "Participant not found"
+    code = 1005
+
+
+class PublicationNotFound(NotFound):
+    default_message = "Stream not found"
+    code = 1004
+
+
+class SubscriptionNotFound(NotFound):
+    default_message = "Subscription not found"
+
+
+class NodeNotFound(NotFound):
+    default_message = "Node not found"
