@@ -1,1 +1,46 @@
-"""conference selectors."""
+"""Reads of services and rooms. Every room read is scoped to the calling service."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from conference.exceptions import PermissionDenied, RoomNotFound, ServiceNotFound
+from conference.models import Room, Service
+
+
+def service_find(*, service_id: str) -> Service | None:
+    """The service with ``service_id`` or None (MAuth uses this: unknown ids are a 401, not a 404)."""
+    return Service.objects.filter(id=service_id).first()
+
+
+def service_list() -> QuerySet[Service]:
+    return Service.objects.order_by("created_at", "id").prefetch_related(
+        Prefetch("rooms", queryset=Room.objects.only("id", "service_id").order_by("created_at", "id"))
+    )
+
+
+def service_get(*, caller: Service, service_id: str) -> Service:
+    """A service record, readable by the super service or by the service itself."""
+    if not caller.is_super and caller.id != service_id:
+        raise PermissionDenied()
+    service = service_list().filter(id=service_id).first()
+    if service is None:
+        raise ServiceNotFound()
+    return service
+
+
+def room_get(*, service: Service, room_id: str) -> Room:
+    """The room ``room_id`` of ``service``; another service's room is 404/1003 like an unknown one."""
+    room = Room.objects.filter(id=room_id, service=service).first()
+    if room is None:
+        raise RoomNotFound()
+    return room
+
+
+def room_list(*, service: Service, page: int | None = None, per_page: int | None = None) -> list[Room]:
+    """The service's rooms, oldest first; ``per_page`` > 0 paginates (1-based ``page``)."""
+    rooms = Room.objects.filter(service=service).order_by("created_at", "id")
+    if per_page and per_page > 0:
+        start = (max(page or 1, 1) - 1) * per_page
+        rooms = rooms[start : start + per_page]
+    return list(rooms)

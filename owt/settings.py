@@ -231,3 +231,18 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+# --- conference: OWT management API (MAuth) ------------------------------------------
+# MAuth replay protection: a header is accepted only within this many seconds of our clock,
+# and each (service, timestamp, cnonce) once; the cache must be shared by all portal
+# processes (Redis when REDIS_URL is set; per-process memory otherwise).
+OWT_MAUTH_WINDOW_SECONDS = float(os.environ.get("OWT_MAUTH_WINDOW_SECONDS", "300"))
+OWT_MAUTH_REPLAY_CACHE = "mauth"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "mauth": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ.get("MAUTH_REDIS_URL", REDIS_URL)}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "owt-mauth", "OPTIONS": {"MAX_ENTRIES": 200000}}
+    ),
+}

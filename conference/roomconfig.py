@@ -1,0 +1,2 @@
+def engine_config(c):
+    return c

@@ -1,0 +1,75 @@
+"""MAuth: the reference vectors, the reference parser, replay and window checks."""
+
+import time
+
+import pytest
+
+from conference.services import service_create
+from owt import mauth
+
+VECTORS = [
+    ("sampleKey", "1406079112038", "87428", None, None,
+     "Mzk4YjgxOThkOWYxZDFjMTU4NDlkY2RiOTMxYTJkYmQ0NzkxOTUxYzEzODM0M2JjYjY2MmVlODE0MmYzNzZlOA=="),
+    ("sampleKey", "1406079112038", "87428", "dXNlcjE=", "presenter",
+     "MjYyOGE3YmMzNDk3NjU3MWNkNjcyNmU2YzIwYmNjODc3YjAxN2YyMWViMGQ1MDI1YWQ3OTM3MDcwMmRiOWM2NA=="),
+    ("sampleKey", "1406079112038", "87428", "user1", "presenter",
+     "YjBmOWI3YzA2M2ZmYTBkYWFhMzBjMzhhMzU5ZGY4OThiNzE1MmU3ZjZhOTVmNWFlNmY3ZjcxYjMwMDJmNDNkNg=="),
+    ("owtKey", "1700000000000", "a1b2c3d4e5f60708", None, None,
+     "NmM0MjQ0ZDIwNDE0NWQyNGQyZGE4NGYwOGY2NjIyMzk3NGRmM2ExMDJhZDdkMGU1NDcxNDhkNzUzNWQ3MDVhNg=="),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "ts", "cnonce", "username", "role", "expected"), VECTORS)
+def test_reference_vectors(key, ts, cnonce, username, role, expected):
+    assert mauth.signature(key, mauth.string_to_sign(ts, cnonce, username, role)) == expected
+
+
+def official_header(service_id, ts, cnonce, sig, username=None, role=None):
+    """Byte for byte what the OWT JS/Python REST clients send."""
+    user = f"mauth_username={username},mauth_role={role}," if username else ""
+    return (
+        f"MAuth realm=http://marte3.dit.upm.es,mauth_signature_method=HMAC_SHA256,{user}"
+        f"mauth_serviceid={service_id},mauth_cnonce={cnonce},mauth_timestamp={ts},mauth_signature={sig}"
+    )
+
+
+def test_parser_keeps_base64_padding():
+    fields = mauth.parse_header(official_header("a" * 24, "1", "2", "YWJj==", "dXNlcjE=", "presenter"))
+    assert fields["realm"] == "http://marte3.dit.upm.es"
+    assert fields["signature"] == "YWJj=="
+    assert fields["username"] == "dXNlcjE="
+    assert fields["role"] == "presenter"
+
+
+@pytest.mark.parametrize(("key", "ts", "cnonce", "username", "role", "expected"), VECTORS)
+def test_verify_accepts_vector_headers(db, key, ts, cnonce, username, role, expected):
+    service = service_create(name=f"svc-{key}-{role}-{username}", key=key)
+    header = official_header(service.id, ts, cnonce, expected, username, role)
+    credentials = mauth.verify(header, now=int(ts) / 1000)
+    assert credentials.service == service
+    assert (credentials.user, credentials.role) == ({"dXNlcjE=": "user1", "user1": "user1"}.get(username), role)
+    with pytest.raises(mauth.MAuthFailed, match="replayed"):
+        mauth.verify(header, now=int(ts) / 1000)
+
+
+def test_verify_failures(db):
+    service = service_create(name="svc", key="k")
+    now = time.time()
+
+    def fails(header, match, at=now):
+        with pytest.raises(mauth.MAuthFailed, match=match) as info:
+            mauth.verify(header, now=at)
+        assert info.value.status == 401 and info.value.code == 1101
+
+    good = mauth.build_header(service_id=service.id, key="k")
+    fails(None, "missing")
+    fails("Bearer x", "not MAuth")
+    fails(good.replace("HMAC_SHA256", "HMAC_SHA1"), "signature method")
+    fails(good.replace(service.id, "not-an-object-id"), "service id")
+    fails(good.replace(service.id, "0" * 24), "unknown service")
+    fails(mauth.build_header(service_id=service.id, key="wrong"), "signature mismatch")
+    fails(good.replace(",mauth_", ", mauth_"), "signature method|service id|cnonce|timestamp")
+    fails(good, "window", at=now + 3600)
+    old = mauth.build_header(service_id=service.id, key="k", timestamp=int((now - 3600) * 1000))
+    fails(old, "window")
+    assert mauth.verify(good, now=now).service == service
