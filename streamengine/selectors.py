@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch, QuerySet
 
-from streamengine.exceptions import InvalidListQuery
-from streamengine.models import Node, Participant, Publication, Subscription
+from streamengine.exceptions import DomainNotFound, InvalidListQuery
+from streamengine.models import Domain, Node, Participant, Publication, Subscription
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,9 @@ def participant_queryset(*, owner: str) -> QuerySet[Participant]:
         .select_related("domain", "node")
         .prefetch_related(
             Prefetch("publications", queryset=Publication.objects.only("id", "participant_id").order_by("created_at")),
-            Prefetch("subscriptions", queryset=Subscription.objects.only("id", "participant_id").order_by("created_at")),
+            Prefetch(
+                "subscriptions", queryset=Subscription.objects.only("id", "participant_id").order_by("created_at")
+            ),
         )
         .order_by("joined_at", "id")
     )
@@ -80,13 +82,17 @@ def participant_queryset(*, owner: str) -> QuerySet[Participant]:
 
 def publication_queryset(*, owner: str) -> QuerySet[Publication]:
     return (
-        Publication.objects.filter(domain__owner=owner).select_related("node", "participant").order_by("created_at", "id")
+        Publication.objects.filter(domain__owner=owner)
+        .select_related("node", "participant")
+        .order_by("created_at", "id")
     )
 
 
 def subscription_queryset(*, owner: str) -> QuerySet[Subscription]:
     return (
-        Subscription.objects.filter(domain__owner=owner).select_related("node", "participant").order_by("created_at", "id")
+        Subscription.objects.filter(domain__owner=owner)
+        .select_related("node", "participant")
+        .order_by("created_at", "id")
     )
 
 
@@ -112,3 +118,11 @@ def domain_participants(*, domain_id: str) -> QuerySet[Participant]:
 def domain_publications(*, domain_id: str) -> QuerySet[Publication]:
     """A room's live streams, in publish order."""
     return Publication.objects.filter(domain_id=domain_id).select_related("domain").order_by("created_at", "id")
+
+
+def domain_get(*, owner: str, domain_id: str) -> Domain:
+    """The owner's domain; another owner's is reported as unknown (404/1003)."""
+    domain = Domain.objects.filter(id=domain_id, owner=owner).first()
+    if domain is None:
+        raise DomainNotFound()
+    return domain

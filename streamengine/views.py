@@ -10,19 +10,17 @@ publication or subscription acts on the live session through ``streamengine.cont
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from owt.errors import OWT_ERRORS, ApiError
-from streamengine import control, selectors, services
+from owt.errors import ApiError
+from owt.mauth import MAuthAPIView
+from streamengine import selectors, services
 from streamengine.exceptions import (
     InvalidListQuery,
     NodeNotFound,
@@ -38,32 +36,21 @@ from streamengine.serializers import (
     SubscriptionOutputSerializer,
     TokenInputSerializer,
 )
-from streamengine.auth import EngineAuthMixin, service_owner
 
 
-class EngineAPIView(EngineAuthMixin, APIView):
-    error_format = OWT_ERRORS
+def service_owner(request: Request) -> str:
+    """The domain owner the caller may see: the MAuth service's id (rooms' domains carry it)."""
+    return request.user.id
 
 
-def list_result_serializer(name: str, item: type[serializers.Serializer]) -> serializers.Serializer:
-    return inline_serializer(
-        name=name,
-        fields={"total": serializers.IntegerField(), "start": serializers.IntegerField(), "data": item(many=True)},
-    )
-
-
-LIST_PARAMETERS = [
-    OpenApiParameter("start", OpenApiTypes.INT, description="Offset of the first item (default 0)"),
-    OpenApiParameter("limit", OpenApiTypes.INT, description="Items per page (default 100, at most 1000)"),
-]
-
-
-class StateListView(EngineAPIView):
+class StateListView(MAuthAPIView):
     """GET a list of one kind of state object with filters and pagination."""
 
     output_serializer: type[serializers.Serializer]
     filters: dict[str, str]
-    queryset: Callable[..., QuerySet]
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        raise NotImplementedError
 
     def get(self, request: Request) -> Response:
         params = {key: request.query_params.get(key) for key in request.query_params}
@@ -75,7 +62,7 @@ class StateListView(EngineAPIView):
             data={key: value for key in ("start", "limit") if (value := params.pop(key, body.get(key))) is not None}
         )
         paging.is_valid(raise_exception=True)
-        queryset = type(self).queryset(owner=service_owner(request))
+        queryset = self.queryset(owner=service_owner(request))
         queryset = selectors.apply_filters(queryset, self.filters, params)
         queryset = selectors.apply_filters(queryset, self.filters, body_query)
         page = selectors.paginate(queryset, **paging.validated_data)
@@ -84,15 +71,17 @@ class StateListView(EngineAPIView):
         )
 
 
-class StateDetailView(EngineAPIView):
-    """GET one state object; DELETE it (where the resource allows) through the control plane."""
+class StateDetailView(MAuthAPIView):
+    """GET one state object of the caller's domains (404 in the OWT envelope otherwise)."""
 
     output_serializer: type[serializers.Serializer]
-    queryset: Callable[..., QuerySet]
     not_found: type[ApiError]
 
-    def get_object(self, request: Request, object_id: str):
-        found = type(self).queryset(owner=service_owner(request)).filter(id=object_id).first()
+    def queryset(self, *, owner: str) -> QuerySet:
+        raise NotImplementedError
+
+    def get_object(self, request: Request, object_id: str) -> Model:
+        found = self.queryset(owner=service_owner(request)).filter(id=object_id).first()
         if found is None:
             raise self.not_found()
         return found
@@ -102,17 +91,45 @@ class StateDetailView(EngineAPIView):
 
 
 class DeletableStateDetailView(StateDetailView):
-    delete_live: Callable[[str], None]
+    """DELETE acts on the live session (drop, unpublish, unsubscribe) through streamengine.control."""
 
-    @extend_schema(responses={200: None})
+    def delete_live(self, object_id: str) -> None:
+        raise NotImplementedError
+
+    @extend_schema(responses={200: None}, summary="Delete (drop / unpublish / unsubscribe) on the live session")
     def delete(self, request: Request, object_id: str) -> HttpResponse:
         self.get_object(request, object_id)
-        type(self).delete_live(object_id)
+        self.delete_live(object_id)
         return HttpResponse(status=200)
 
 
+def list_schema(name: str, output: type[serializers.Serializer], filters: dict[str, str]):
+    filter_parameters = [OpenApiParameter(key, OpenApiTypes.STR, description="exact match") for key in filters]
+    return extend_schema_view(
+        get=extend_schema(
+            tags=["stream-engine"],
+            summary=f'List {name}s (filters: query string and/or body {{"query": {{...}}}})',
+            parameters=[
+                OpenApiParameter("start", OpenApiTypes.INT, description="Offset of the first item (default 0)"),
+                OpenApiParameter("limit", OpenApiTypes.INT, description="Items per page (default 100, max 1000)"),
+                *filter_parameters,
+            ],
+            responses={
+                200: inline_serializer(
+                    name=f"{name.capitalize()}ListResult",
+                    fields={
+                        "total": serializers.IntegerField(),
+                        "start": serializers.IntegerField(),
+                        "data": output(many=True),
+                    },
+                )
+            },
+        )
+    )
+
+
 @extend_schema(tags=["stream-engine"])
-class TokenCreateView(EngineAPIView):
+class TokenCreateView(MAuthAPIView):
     @extend_schema(
         request=TokenInputSerializer,
         responses={(200, "text/plain"): OpenApiTypes.STR},
@@ -123,76 +140,107 @@ class TokenCreateView(EngineAPIView):
                 request_only=True,
             )
         ],
-        summary="Create a one-time join token for a domain (room)",
+        summary="Create a one-time join token for a domain (room); the body of the answer is the token",
     )
     def post(self, request: Request) -> HttpResponse:
         payload = TokenInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         domain = selectors.domain_get(owner=service_owner(request), domain_id=data["domain"])
-        # As in OWT, a user/role given in the MAuth header wins over the body.
-        user, role = getattr(request, "mauth_user", None), getattr(request, "mauth_role", None)
+        # As in OWT, a user and role signed into the MAuth header win over the body.
+        credentials = request.auth
+        from_header = bool(credentials.user and credentials.role)
         token = services.token_create(
             domain_id=domain.id,
-            user=user if user and role else data.get("user", ""),
-            role=role if user and role else data.get("role", ""),
+            user=credentials.user if from_header else data.get("user", ""),
+            role=credentials.role if from_header else data.get("role", ""),
             origin=data.get("preference"),
         )
         return HttpResponse(token, content_type="text/plain")
 
 
-def _list_view(name: str, output, filters: dict[str, str], queryset) -> type[StateListView]:
-    schema = extend_schema(
-        tags=["stream-engine"],
-        parameters=LIST_PARAMETERS
-        + [OpenApiParameter(key, OpenApiTypes.STR, description="exact match") for key in filters],
-        responses={200: list_result_serializer(f"{name}List", output)},
-        summary=f"List {name.lower()}s",
-    )
-    attrs = {"output_serializer": output, "filters": filters, "queryset": staticmethod(queryset)}
-    view = type(f"{name}ListView", (StateListView,), attrs)
-    view.get = schema(view.get)
-    return view
+@list_schema("participant", ParticipantOutputSerializer, selectors.PARTICIPANT_FILTERS)
+class ParticipantListView(StateListView):
+    output_serializer = ParticipantOutputSerializer
+    filters = selectors.PARTICIPANT_FILTERS
 
-
-ParticipantListView = _list_view(
-    "Participant", ParticipantOutputSerializer, selectors.PARTICIPANT_FILTERS, selectors.participant_queryset
-)
-PublicationListView = _list_view(
-    "Publication", PublicationOutputSerializer, selectors.PUBLICATION_FILTERS, selectors.publication_queryset
-)
-SubscriptionListView = _list_view(
-    "Subscription", SubscriptionOutputSerializer, selectors.SUBSCRIPTION_FILTERS, selectors.subscription_queryset
-)
-NodeListView = _list_view("Node", NodeOutputSerializer, selectors.NODE_FILTERS, selectors.node_queryset)
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.participant_queryset(owner=owner)
 
 
 @extend_schema(tags=["stream-engine"], responses={200: ParticipantOutputSerializer})
 class ParticipantDetailView(DeletableStateDetailView):
     output_serializer = ParticipantOutputSerializer
-    queryset = staticmethod(selectors.participant_queryset)
     not_found = ParticipantNotFound
-    delete_live = staticmethod(lambda object_id: control.participant_drop(participant_id=object_id))
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.participant_queryset(owner=owner)
+
+    def delete_live(self, object_id: str) -> None:
+        from streamengine import control  # TODO(6a merge): top-level import
+
+        control.participant_drop(participant_id=object_id)
+
+
+@list_schema("publication", PublicationOutputSerializer, selectors.PUBLICATION_FILTERS)
+class PublicationListView(StateListView):
+    output_serializer = PublicationOutputSerializer
+    filters = selectors.PUBLICATION_FILTERS
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.publication_queryset(owner=owner)
 
 
 @extend_schema(tags=["stream-engine"], responses={200: PublicationOutputSerializer})
 class PublicationDetailView(DeletableStateDetailView):
     output_serializer = PublicationOutputSerializer
-    queryset = staticmethod(selectors.publication_queryset)
     not_found = PublicationNotFound
-    delete_live = staticmethod(lambda object_id: control.publication_delete(publication_id=object_id))
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.publication_queryset(owner=owner)
+
+    def delete_live(self, object_id: str) -> None:
+        from streamengine import control  # TODO(6a merge): top-level import
+
+        control.publication_delete(publication_id=object_id)
+
+
+@list_schema("subscription", SubscriptionOutputSerializer, selectors.SUBSCRIPTION_FILTERS)
+class SubscriptionListView(StateListView):
+    output_serializer = SubscriptionOutputSerializer
+    filters = selectors.SUBSCRIPTION_FILTERS
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.subscription_queryset(owner=owner)
 
 
 @extend_schema(tags=["stream-engine"], responses={200: SubscriptionOutputSerializer})
 class SubscriptionDetailView(DeletableStateDetailView):
     output_serializer = SubscriptionOutputSerializer
-    queryset = staticmethod(selectors.subscription_queryset)
     not_found = SubscriptionNotFound
-    delete_live = staticmethod(lambda object_id: control.subscription_delete(subscription_id=object_id))
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.subscription_queryset(owner=owner)
+
+    def delete_live(self, object_id: str) -> None:
+        from streamengine import control  # TODO(6a merge): top-level import
+
+        control.subscription_delete(subscription_id=object_id)
+
+
+@list_schema("node", NodeOutputSerializer, selectors.NODE_FILTERS)
+class NodeListView(StateListView):
+    output_serializer = NodeOutputSerializer
+    filters = selectors.NODE_FILTERS
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.node_queryset(owner=owner)
 
 
 @extend_schema(tags=["stream-engine"], responses={200: NodeOutputSerializer})
 class NodeDetailView(StateDetailView):
     output_serializer = NodeOutputSerializer
-    queryset = staticmethod(selectors.node_queryset)
     not_found = NodeNotFound
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.node_queryset(owner=owner)
