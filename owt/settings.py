@@ -246,3 +246,8 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "owt-mauth", "OPTIONS": {"MAX_ENTRIES": 200000}}
     ),
 }
+
+# --- streamengine: sample pages ---------------------------------------------------------
+# /demo/quick creates rooms and tokens without MAuth: allowed for staff sessions, or for
+# everyone when DEBUG or OWT_DEMO_OPEN is on (a developer's machine, the browser tests).
+OWT_DEMO_OPEN = env_bool("OWT_DEMO_OPEN", False)

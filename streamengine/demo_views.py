@@ -21,6 +21,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+# The sample pages are a client of the whole platform (rooms come from the conference
+# app), not part of the engine; they only live here to be served with the JS client.
+from conference import services as conference_services
+from conference.selectors import room_get
+from owt.errors import ApiError
 from streamengine import services
 
 
@@ -35,7 +40,7 @@ def page_config(request: HttpRequest) -> dict:
 
 
 def quick_demo_allowed(request: HttpRequest) -> bool:
-    if settings.DEBUG or getattr(settings, "OWT_DEMO_OPEN", False):
+    if settings.DEBUG or settings.OWT_DEMO_OPEN:
         return True
     user = request.user
     return bool(user and user.is_authenticated and user.is_staff)
@@ -62,25 +67,46 @@ def join_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+def demo_service():
+    """Quick-demo rooms belong to the super service, whose key the operator already has
+    (``manage.py owt_bootstrap``), so they can be inspected through the management API."""
+    service, _ = conference_services.service_bootstrap_super()
+    return service
+
+
 @quick_demo_only
 @require_GET
 def quick_join(request: HttpRequest, room_id: str) -> HttpResponse:
-    """Mint a fresh one-time token for the room and open the join page with it.
+    """Mint a fresh one-time token for a quick-demo room and open the join page with it.
 
     Tokens expire within minutes and work once, so the quick demo hands out this link
     (open it in as many tabs as you like) rather than tokens.
     """
-    token = services.token_create(
-        domain_id=room_id,
-        user=request.GET.get("user") or f"guest-{secrets.token_hex(3)}",
-        role=request.GET.get("role") or "presenter",
-        host=request.get_host(),
-        secure=request.is_secure(),
-    )
+    try:
+        room = room_get(service=demo_service(), room_id=room_id)
+        token = services.token_create(
+            domain_id=room.id,
+            user=request.GET.get("user") or f"guest-{secrets.token_hex(3)}",
+            role=request.GET.get("role") or "presenter",
+            host=request.get_host(),
+            secure=request.is_secure(),
+        )
+    except ApiError as exc:
+        return render(request, "streamengine/demo/quick.html", {"error": exc.message}, status=exc.status)
     return HttpResponseRedirect(f"{reverse('demo:join')}?{urlencode({'token': token, 'autojoin': '1'})}")
 
 
 @quick_demo_only
 @require_http_methods(["GET", "POST"])
 def quick_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "streamengine/demo/quick.html", {})
+    """GET: a form; POST: create a room (default settings) and show links that join it."""
+    if request.method == "GET":
+        return render(request, "streamengine/demo/quick.html", {})
+    name = request.POST.get("name", "").strip() or "Quick demo"
+    try:
+        room = conference_services.room_create(service=demo_service(), name=name, options={})
+    except ApiError as exc:
+        return render(request, "streamengine/demo/quick.html", {"error": exc.message}, status=exc.status)
+    join_url = request.build_absolute_uri(reverse("demo:quick-join", args=[room.id]))
+    roles = [role.get("role") for role in room.config.get("roles", []) if role.get("role")]
+    return render(request, "streamengine/demo/quick.html", {"room": room, "join_url": join_url, "roles": roles})
