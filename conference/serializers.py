@@ -1,1 +1,98 @@
-"""conference serializers."""
+"""Wire formats of the OWT management API (services, rooms, tokens).
+
+Room bodies are validated by :mod:`conference.roomconfig` (the schema with the reference's
+defaults); the serializers here shape responses and document requests in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from conference.models import Room, Service
+from conference.roomconfig import decrypt_sip
+
+
+class ServiceOutput(serializers.Serializer):
+    """``object(Service)``; ``key`` is the encrypted key, as the reference returns it."""
+
+    _id = serializers.CharField()
+    name = serializers.CharField()
+    key = serializers.CharField()
+    encrypted = serializers.BooleanField()
+    rooms = serializers.ListField(child=serializers.CharField())
+
+    def to_representation(self, service: Service) -> dict[str, Any]:
+        return {
+            "_id": service.id,
+            "name": service.name,
+            "key": service.key_encrypted,
+            "encrypted": True,
+            "rooms": [room.id for room in service.rooms.all()],
+        }
+
+
+class ServiceCreateInput(serializers.Serializer):
+    name = serializers.CharField()
+    key = serializers.CharField()
+
+
+class RoomOutput(serializers.Serializer):
+    """``object(Room)``: ``_id`` (and ``id``, the same), ``name`` and the room settings."""
+
+    _id = serializers.CharField()
+    id = serializers.CharField()
+    name = serializers.CharField()
+    inputLimit = serializers.IntegerField()  # noqa: N815 (wire names)
+    participantLimit = serializers.IntegerField()  # noqa: N815
+    selectActiveAudio = serializers.BooleanField()  # noqa: N815
+    enableBandwidthAdaptation = serializers.BooleanField()  # noqa: N815
+    roles = serializers.JSONField()
+    views = serializers.JSONField()
+    mediaIn = serializers.JSONField()  # noqa: N815
+    mediaOut = serializers.JSONField()  # noqa: N815
+    transcoding = serializers.JSONField()
+    notifying = serializers.JSONField()
+    sip = serializers.JSONField(required=False)
+
+    def to_representation(self, room: Room) -> dict[str, Any]:
+        return {"_id": room.id, "id": room.id, "name": room.name, **decrypt_sip(room.config)}
+
+
+class RoomCreateInput(serializers.Serializer):
+    name = serializers.CharField(help_text="Name of the room")
+    options = serializers.JSONField(required=False, help_text="Any subset of object(Room); defaults fill the rest")
+
+
+class RoomUpdateInput(serializers.Serializer):
+    """Any subset of ``object(Room)`` (PUT: top-level keys replace; PATCH: JSON merge patch)."""
+
+    name = serializers.CharField(required=False)
+    inputLimit = serializers.IntegerField(required=False)  # noqa: N815
+    participantLimit = serializers.IntegerField(required=False)  # noqa: N815
+    roles = serializers.JSONField(required=False)
+    views = serializers.JSONField(required=False)
+    mediaIn = serializers.JSONField(required=False)  # noqa: N815
+    mediaOut = serializers.JSONField(required=False)  # noqa: N815
+    transcoding = serializers.JSONField(required=False)
+    notifying = serializers.JSONField(required=False)
+    sip = serializers.JSONField(required=False)
+
+
+class RoomListQuery(serializers.Serializer):
+    """1-based ``page``; ``per_page`` > 0 turns pagination on (otherwise every room is returned)."""
+
+    page = serializers.IntegerField(required=False)
+    per_page = serializers.IntegerField(required=False)
+
+
+class Preference(serializers.Serializer):
+    isp = serializers.CharField(required=False)
+    region = serializers.CharField(required=False)
+
+
+class TokenCreateInput(serializers.Serializer):
+    user = serializers.CharField(help_text="Participant's user id (the MAuth header's username wins if given)")
+    role = serializers.CharField(help_text="One of the room's roles (the MAuth header's role wins if given)")
+    preference = Preference(required=False)

@@ -93,6 +93,8 @@ def describe_validation_error(detail: Any, path: str = "") -> str:
     """Flatten DRF's nested validation detail into one message naming the field."""
     if isinstance(detail, dict):
         for key, value in detail.items():
+            if isinstance(key, int):  # ListSerializer errors are {index: detail}
+                return describe_validation_error(value, f"{path}[{key}]")
             name = key if key != "non_field_errors" else ""
             return describe_validation_error(value, f"{path}.{name}" if path and name else (name or path))
     if isinstance(detail, list) and detail:

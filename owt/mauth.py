@@ -29,6 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -190,3 +191,24 @@ class MAuthAPIView(APIView):
     authentication_classes = [MAuthAuthentication]
     permission_classes: list = []
     error_format = OWT_ERRORS
+
+
+class MAuthScheme(OpenApiAuthenticationExtension):
+    """Documents MAuth in the OpenAPI schema (``/api/schema/``)."""
+
+    target_class = "owt.mauth.MAuthAuthentication"
+    name = "MAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": (
+                "MAuth realm=http://marte3.dit.upm.es,mauth_signature_method=HMAC_SHA256,mauth_serviceid=<id>,"
+                "mauth_cnonce=<random>,mauth_timestamp=<ms>,mauth_signature=<base64(hex(HMAC-SHA256(key, "
+                '"timestamp,cnonce")))> (optional mauth_username=<base64 user>,mauth_role=<role>, then signed as '
+                '"timestamp,cnonce,username,role"). Each timestamp/cnonce pair is accepted once, within '
+                "OWT_MAUTH_WINDOW_SECONDS of the server clock. owt.client.ManagementClient builds it for you."
+            ),
+        }
