@@ -123,3 +123,25 @@ def test_room_without_streams_is_empty_list(world):
 )
 def test_resolve_resolution(name, expected):
     assert resolve_resolution(name, {"width": 640, "height": 480}) == expected
+
+
+def test_default_room_optional_lists(world):
+    from conference.services import room_create
+
+    room = room_create(service=world["room"].service, name="defaults")
+    pub = ls.publication(ls.participant(room.id))
+    video = world["client"].get(f"/v1.1/rooms/{room.id}/streams/{pub.id}").json()["media"]["video"]
+    assert video["optional"]["format"] == [
+        {"codec": "h264", "profile": "CB"},
+        {"codec": "h264", "profile": "B"},
+        {"codec": "vp9"},
+    ]
+    assert video["optional"]["parameters"]["resolution"] == [
+        {"width": 480, "height": 360},
+        {"width": 426, "height": 320},
+        {"width": 320, "height": 240},
+        {"width": 212, "height": 160},
+        {"width": 160, "height": 120},
+        {"width": 352, "height": 288},
+    ]
+    assert video["optional"]["parameters"]["framerate"] == [6, 12, 15, 24]

@@ -85,3 +85,18 @@ def test_quick_join_mints_a_token_for_demo_rooms_only(db, client, settings):
     foreign = ls.room(tenant, "not a demo room")
     assert client.get(f"/demo/quick/{foreign.id}/join").status_code == 404
     assert client.get(f"/demo/quick/{room.id}/join", {"role": "nobody"}).status_code == 400
+
+
+def test_quick_demo_creates_a_super_service_room(db, client, settings):
+    from conference.models import Room
+    from streamengine.models import Domain
+
+    settings.OWT_DEMO_OPEN = True
+    response = client.post("/demo/quick", {"name": "standup"})
+    assert response.status_code == 200
+    room = Room.objects.get(name="standup")
+    assert room.service.is_super
+    assert room.service_id == Domain.objects.get(id=room.id).owner
+    html = response.content.decode()
+    assert f"/demo/quick/{room.id}/join" in html
+    assert "join as viewer" in html
