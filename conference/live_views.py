@@ -25,8 +25,9 @@ from conference.live_serializers import (
 from conference.models import Room
 from conference.selectors import room_get
 from owt.mauth import MAuthAPIView
+from streamengine import control
 from streamengine import selectors as engine_selectors
-from streamengine.exceptions import ParticipantNotFound, PublicationNotFound
+from streamengine.exceptions import ParticipantNotFound, StreamNotFound
 from streamengine.models import Participant, Publication
 
 PERMISSION_PATCH_EXAMPLE = OpenApiExample(
@@ -63,13 +64,6 @@ STREAM_EXAMPLE = OpenApiExample(
 )
 
 
-def control():
-    """The engine's live-session control plane."""
-    from streamengine import control as engine_control  # TODO(6a merge): top-level import
-
-    return engine_control
-
-
 class LiveRoomView(MAuthAPIView):
     """Resolves the room of the calling service (404/1003 otherwise) from the URL."""
 
@@ -85,9 +79,9 @@ def participant_in(room: Room, participant_id: str) -> Participant:
 
 
 def stream_in(room: Room, stream_id: str) -> Publication:
-    publication = engine_selectors.domain_publications(domain_id=room.id).filter(id=stream_id).first()
+    publication = engine_selectors.domain_streams(domain_id=room.id).filter(id=stream_id).first()
     if publication is None:
-        raise PublicationNotFound()
+        raise StreamNotFound()
     return publication
 
 
@@ -121,14 +115,14 @@ class ParticipantDetailView(LiveRoomView):
     def patch(self, request: Request, version: str, room_id: str, participant_id: str) -> Response:
         participant = participant_in(self.room(request, room_id), participant_id)
         permission = permission_apply(participant.permission, permission_changes(request.data))
-        control().participant_update_permission(participant_id=participant.id, permission=permission)
+        control.participant_update_permission(participant_id=participant.id, permission=permission)
         participant.refresh_from_db()
         return Response(LiveParticipantSerializer(participant).data)
 
     @extend_schema(responses={200: None}, summary="Drop the participant (the client gets `drop`)")
     def delete(self, request: Request, version: str, room_id: str, participant_id: str) -> HttpResponse:
         participant = participant_in(self.room(request, room_id), participant_id)
-        control().participant_drop(participant_id=participant.id)
+        control.participant_drop(participant_id=participant.id)
         return HttpResponse(status=200)
 
 
@@ -137,7 +131,7 @@ class StreamListView(LiveRoomView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT}, examples=[STREAM_EXAMPLE], summary="Streams in the room now")
     def get(self, request: Request, version: str, room_id: str) -> Response:
         room = self.room(request, room_id)
-        publications = engine_selectors.domain_publications(domain_id=room.id)
+        publications = engine_selectors.domain_streams(domain_id=room.id).select_related("domain")
         return Response([render_stream(publication, version) for publication in publications])
 
 
@@ -156,17 +150,16 @@ class StreamDetailView(LiveRoomView):
     def patch(self, request: Request, version: str, room_id: str, stream_id: str) -> Response:
         publication = stream_in(self.room(request, room_id), stream_id)
         labels = [view.get("label", "common") for view in publication.domain.config.get("views") or []]
-        engine = control()
         for change, target, value in stream_changes(request.data, view_labels=labels):
             if change == "status":
-                engine.publication_set_track_status(publication_id=publication.id, kind=target, status=value)
+                control.publication_set_track_status(publication_id=publication.id, kinds={target}, status=value)
             else:
-                engine.publication_update_in_views(publication_id=publication.id, view=target, add=value)
+                control.publication_update_in_views(publication_id=publication.id, view=target, add=value)
         publication.refresh_from_db()
         return Response(render_stream(publication, version))
 
     @extend_schema(responses={200: None}, summary="Unpublish the stream")
     def delete(self, request: Request, version: str, room_id: str, stream_id: str) -> HttpResponse:
         publication = stream_in(self.room(request, room_id), stream_id)
-        control().publication_delete(publication_id=publication.id)
+        control.publication_delete(publication_id=publication.id)
         return HttpResponse(status=200)

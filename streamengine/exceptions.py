@@ -27,8 +27,26 @@ class TokenAlreadyUsed(ApiError):
     default_message = "Token not found or already used"
 
 
-class InvalidListQuery(ApiError):
-    default_message = "Invalid list query"
+class InvalidRole(ApiError):
+    kind = "forbidden"
+    default_message = "Invalid role"
+
+
+class RoomFull(ApiError):
+    kind = "conflict"
+    default_message = "Room is full"
+
+
+class TooManyInputs(ApiError):
+    kind = "conflict"
+    default_message = "Too many inputs"
+
+
+class Unauthorized(ApiError):
+    """A participant's permission (role or PATCHed) does not allow the request."""
+
+    kind = "forbidden"
+    default_message = "unauthorized"
 
 
 class ParticipantNotFound(NotFound):
@@ -36,7 +54,7 @@ class ParticipantNotFound(NotFound):
     code = 1005
 
 
-class PublicationNotFound(NotFound):
+class StreamNotFound(NotFound):
     default_message = "Stream not found"
     code = 1004
 
@@ -45,5 +63,14 @@ class SubscriptionNotFound(NotFound):
     default_message = "Subscription not found"
 
 
+class NoMediaNode(ApiError):
+    kind = "engine"
+    default_message = "No media node available"
+
+
 class NodeNotFound(NotFound):
     default_message = "Node not found"
+
+
+class InvalidListQuery(ApiError):
+    default_message = "Invalid list query"

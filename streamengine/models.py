@@ -25,6 +25,8 @@ class Domain(models.Model):
     # The room settings the engine enforces: roles, participantLimit, inputLimit, mediaIn,
     # mediaOut, views, notifying, transcoding (the OWT Room object without name/_id).
     config = models.JSONField(default=dict)
+    # The media node hosting the domain's peer connections (placed by load at first join).
+    node = models.ForeignKey("Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="domains")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,5 +1,7 @@
 """WebSocket routes (signaling) served by the portal."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from streamengine.consumers import SignalingConsumer
+
+websocket_urlpatterns: list = [path("ws/signaling/", SignalingConsumer.as_asgi())]

@@ -20,12 +20,12 @@ from rest_framework.response import Response
 
 from owt.errors import ApiError
 from owt.mauth import MAuthAPIView
-from streamengine import selectors, services
+from streamengine import control, selectors, services
 from streamengine.exceptions import (
     InvalidListQuery,
     NodeNotFound,
     ParticipantNotFound,
-    PublicationNotFound,
+    StreamNotFound,
     SubscriptionNotFound,
 )
 from streamengine.serializers import (
@@ -146,7 +146,7 @@ class TokenCreateView(MAuthAPIView):
         payload = TokenInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        domain = selectors.domain_get(owner=service_owner(request), domain_id=data["domain"])
+        domain = selectors.owned_domain_get(owner=service_owner(request), domain_id=data["domain"])
         # As in OWT, a user and role signed into the MAuth header win over the body.
         credentials = request.auth
         from_header = bool(credentials.user and credentials.role)
@@ -177,8 +177,6 @@ class ParticipantDetailView(DeletableStateDetailView):
         return selectors.participant_queryset(owner=owner)
 
     def delete_live(self, object_id: str) -> None:
-        from streamengine import control  # TODO(6a merge): top-level import
-
         control.participant_drop(participant_id=object_id)
 
 
@@ -194,14 +192,12 @@ class PublicationListView(StateListView):
 @extend_schema(tags=["stream-engine"], responses={200: PublicationOutputSerializer})
 class PublicationDetailView(DeletableStateDetailView):
     output_serializer = PublicationOutputSerializer
-    not_found = PublicationNotFound
+    not_found = StreamNotFound
 
     def queryset(self, *, owner: str) -> QuerySet:
         return selectors.publication_queryset(owner=owner)
 
     def delete_live(self, object_id: str) -> None:
-        from streamengine import control  # TODO(6a merge): top-level import
-
         control.publication_delete(publication_id=object_id)
 
 
@@ -223,8 +219,6 @@ class SubscriptionDetailView(DeletableStateDetailView):
         return selectors.subscription_queryset(owner=owner)
 
     def delete_live(self, object_id: str) -> None:
-        from streamengine import control  # TODO(6a merge): top-level import
-
         control.subscription_delete(subscription_id=object_id)
 
 

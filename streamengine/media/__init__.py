@@ -1,0 +1,1 @@
+"""The SFU: aiortc peer connections that forward publishers' encoded frames to subscribers."""

@@ -1,0 +1,80 @@
+"""The transcoding path: only for subscribers that ask for another format or parameters.
+
+The publication's track is decoded once (its receiver's own decoder thread, enabled by
+the tap's ``decode`` flag) and shared through aiortc's ``MediaRelay``; each such
+subscriber's sender encodes its own output (codec negotiated with it), after scaling
+and frame-rate reduction when its ``parameters`` ask for them. This costs a decoder per
+publication and an encoder per subscriber, which is why forwarding is the default.
+"""
+
+from __future__ import annotations
+
+from aiortc import RTCRtpReceiver
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+RESOLUTIONS = {
+    "hd1080p": (1920, 1080),
+    "hd720p": (1280, 720),
+    "svga": (800, 600),
+    "vga": (640, 480),
+    "qvga": (320, 240),
+    "cif": (352, 288),
+}
+
+_relay = MediaRelay()
+
+
+def target_size(resolution: dict | str | None, width: int, height: int) -> tuple[int, int] | None:
+    """``{"width","height"}``, a named size, or a ``"x3/4"`` multiplier → even output size."""
+    if not resolution:
+        return None
+    if isinstance(resolution, dict):
+        size = (int(resolution["width"]), int(resolution["height"]))
+    elif resolution in RESOLUTIONS:
+        size = RESOLUTIONS[resolution]
+    elif isinstance(resolution, str) and resolution.startswith("x") and "/" in resolution:
+        num, den = (int(x) for x in resolution[1:].split("/"))
+        size = (width * num // den, height * num // den)
+    else:
+        return None
+    return size[0] // 2 * 2, size[1] // 2 * 2
+
+
+class TranscodedTrack(MediaStreamTrack):
+    def __init__(self, receiver: RTCRtpReceiver, kind: str, parameters: dict) -> None:
+        super().__init__()
+        self.kind = kind
+        self.source = _relay.subscribe(receiver.track, buffered=False)
+        self.parameters = parameters
+        self.framerate = float(parameters.get("framerate") or 0)
+        self.next_pts: float | None = None
+        self.paused = False
+        self.forwarded = 0
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+
+    async def recv(self):
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            frame = await self.source.recv()
+            if self.paused:
+                continue
+            if self.kind == "video":
+                if self.framerate and frame.time is not None:
+                    if self.next_pts is not None and frame.time < self.next_pts:
+                        continue
+                    self.next_pts = frame.time + 1 / self.framerate
+                size = target_size(self.parameters.get("resolution"), frame.width, frame.height)
+                if size and size != (frame.width, frame.height):
+                    scaled = frame.reformat(width=size[0], height=size[1])
+                    scaled.pts, scaled.time_base = frame.pts, frame.time_base
+                    frame = scaled
+            self.forwarded += 1
+            return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()

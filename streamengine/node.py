@@ -1,0 +1,205 @@
+"""The media node: hosts the SFU, registers as a ``Node``, heartbeats, takes commands.
+
+Portals reach a node through the Channels layer: every command is a message on the
+node's channel (``Node.channel_name``), every answer a message on the channel of the
+participant's signaling consumer. The same code runs
+
+* embedded (default, in-memory channel layer): inside the portal's event loop, started
+  on the first signaling connection (the in-memory layer only reaches this process);
+* separately: ``python manage.py medianode`` with ``CHANNEL_LAYER=redis``.
+
+Liveness: each node heartbeats every ``MEDIA_NODE_HEARTBEAT_SECONDS``; a node silent for
+three periods is reaped by any live node or portal watchdog (``reap_dead_nodes``), and
+the participants of its rooms get ``drop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from streamengine import services
+from streamengine.media.ice import use_host_addresses
+from streamengine.media.passthrough import check_aiortc_internals
+from streamengine.media.sfu import SFU
+
+logger = logging.getLogger(__name__)
+
+MISSED_HEARTBEATS = 3
+
+
+def stale_after() -> float:
+    return settings.MEDIA_NODE_HEARTBEAT_SECONDS * MISSED_HEARTBEATS
+
+
+def media_accept(config: dict) -> dict[str, set[str]]:
+    """Codec names a room accepts from publishers, per kind (``mediaIn``); absent = any."""
+    media_in = config.get("mediaIn") or {}
+    return {
+        kind: {f["codec"].lower() for f in media_in[kind] if "codec" in f}
+        for kind in ("audio", "video")
+        if kind in media_in
+    }
+
+
+async def reap_dead_nodes() -> int:
+    """Remove nodes that missed their heartbeats and ``drop`` their participants."""
+    reaped = await sync_to_async(services.node_reap_dead)(stale_after=stale_after())
+    layer = get_channel_layer()
+    for node_id, participant_ids in reaped.items():
+        logger.warning("media node %s missed its heartbeats; dropping %d participants", node_id, len(participant_ids))
+        for participant_id in participant_ids:
+            await layer.group_send(f"participant.{participant_id}", {"type": "engine.drop"})
+    return len(reaped)
+
+
+class MediaNode:
+    def __init__(self, *, node_id: str | None = None, embedded: bool, transcode_all: bool = False) -> None:
+        self.id = node_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.embedded = embedded
+        self.layer = get_channel_layer()
+        self.sfu = SFU(self.emit, transcode_all=transcode_all)
+        self.channel_name = ""
+        self.tasks: list[asyncio.Task] = []
+        self._cpu = (time.monotonic(), time.process_time())
+
+    async def start(self) -> None:
+        check_aiortc_internals()
+        use_host_addresses()
+        self.channel_name = await self.layer.new_channel("medianode.")
+        await self._register()
+        self.tasks = [asyncio.create_task(self._receive_loop()), asyncio.create_task(self._heartbeat_loop())]
+        logger.info("media node %s started (embedded=%s)", self.id, self.embedded)
+
+    async def _register(self) -> None:
+        addresses = list(settings.MEDIA_HOST_ADDRESSES) or [socket.gethostname()]
+        await sync_to_async(services.node_register)(
+            node_id=self.id,
+            agent=socket.gethostname(),
+            channel_name=self.channel_name,
+            stream_addr={"ip": addresses[0], "port": 0},
+            embedded=self.embedded,
+        )
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.sfu.close()
+        await sync_to_async(services.node_unregister)(node_id=self.id)
+
+    async def emit(self, channel: str, message: dict) -> None:
+        await self.layer.send(channel, message)
+
+    def load(self) -> float:
+        """Share of one CPU this process used since the last call (0..1)."""
+        wall, cpu = time.monotonic(), time.process_time()
+        previous_wall, previous_cpu = self._cpu
+        self._cpu = (wall, cpu)
+        return max(0.0, min(1.0, (cpu - previous_cpu) / max(wall - previous_wall, 1e-6)))
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(settings.MEDIA_NODE_HEARTBEAT_SECONDS)
+            try:
+                if not await sync_to_async(services.node_heartbeat)(node_id=self.id, load=self.load()):
+                    # Declared dead (e.g. the process was stopped too long): its rooms were
+                    # dropped and re-placed, so start afresh.
+                    logger.warning("media node %s was reaped; re-registering", self.id)
+                    await self.sfu.close()
+                    await self._register()
+                await reap_dead_nodes()
+            except Exception:
+                logger.exception("media node heartbeat failed")
+
+    async def _receive_loop(self) -> None:
+        while True:
+            message = await self.layer.receive(self.channel_name)
+            try:
+                await self.handle(message)
+            except Exception:
+                logger.exception("media node command failed: %s", message.get("type"))
+
+    async def handle(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "node.publish":
+            self.sfu.add_publication(
+                session_id=message["session"],
+                participant_id=message["participant"],
+                reply=message["reply"],
+                tracks=message["tracks"],
+                accept={k: set(v) for k, v in message.get("accept", {}).items()},
+            )
+        elif kind == "node.subscribe":
+            self.sfu.add_subscription(
+                session_id=message["session"],
+                participant_id=message["participant"],
+                reply=message["reply"],
+                tracks=message["tracks"],
+                source=message["source"],
+            )
+        elif kind == "node.soac":
+            await self.sfu.soac(message["session"], message["signaling"])
+        elif kind == "node.session.end":
+            await self.sfu.end_session(message["session"])
+        elif kind == "node.publication.status":
+            self.sfu.set_publication_active(message["session"], set(message["kinds"]), message["active"])
+        elif kind == "node.subscription.status":
+            self.sfu.set_subscription_paused(message["session"], set(message["kinds"]), message["paused"])
+        elif kind == "node.participant.leave":
+            await self.sfu.end_participant(message["participant"])
+        else:
+            logger.warning("media node: unknown command %s", kind)
+
+
+_embedded: dict[asyncio.AbstractEventLoop, MediaNode] = {}
+_embedded_lock: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+
+async def ensure_embedded_node() -> MediaNode | None:
+    """Start this process's embedded node once per event loop (None when nodes run separately)."""
+    if not settings.MEDIA_NODE_EMBEDDED:
+        return None
+    loop = asyncio.get_running_loop()
+    async with _embedded_lock.setdefault(loop, asyncio.Lock()):
+        if loop not in _embedded:
+            node = MediaNode(embedded=True)
+            await node.start()
+            _embedded[loop] = node
+    return _embedded[loop]
+
+
+async def stop_embedded_node() -> None:
+    loop = asyncio.get_running_loop()
+    node = _embedded.pop(loop, None)
+    _embedded_lock.pop(loop, None)
+    if node is not None:
+        await node.stop()
+
+
+_watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+
+
+def ensure_watchdog() -> None:
+    """Portals without an embedded node still reap dead nodes, so their clients get ``drop``."""
+    loop = asyncio.get_running_loop()
+    task = _watchdogs.get(loop)
+    if task is None or task.done():
+        _watchdogs[loop] = loop.create_task(_watchdog_loop())
+
+
+async def _watchdog_loop() -> None:
+    while True:
+        await asyncio.sleep(settings.MEDIA_NODE_HEARTBEAT_SECONDS)
+        try:
+            await reap_dead_nodes()
+        except Exception:
+            logger.exception("node watchdog failed")

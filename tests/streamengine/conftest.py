@@ -1,0 +1,80 @@
+"""Fixtures for live signaling/media tests: a real WebSocket server in the test's loop.
+
+The portal application is served by ``streamengine.asgi_ws`` on a free loopback port in
+the test's event loop, so the embedded media node and the in-memory channel layer live
+in this process and the database is the test database (``transactional_db``: the
+consumer's queries run in worker threads and must see committed rows).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+
+from streamengine import services
+
+DEFAULT_ROOM = {
+    "inputLimit": -1,
+    "participantLimit": -1,
+    "roles": [
+        {"role": "presenter", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
+        {"role": "viewer", "publish": {"audio": False, "video": False}, "subscribe": {"audio": True, "video": True}},
+        {"role": "guest", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
+        {"role": "sip", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}},
+    ],
+    "views": [{"label": "common", "audio": {"format": {"codec": "opus", "sampleRate": 48000, "channelNum": 2}}}],
+    "mediaIn": {
+        "audio": [{"codec": "opus", "sampleRate": 48000, "channelNum": 2}, {"codec": "pcmu"}],
+        "video": [{"codec": "h264"}, {"codec": "vp8"}, {"codec": "vp9"}],
+    },
+    "mediaOut": {
+        "audio": [{"codec": "opus", "sampleRate": 48000, "channelNum": 2}],
+        "video": {"format": [{"codec": "vp8"}]},
+    },
+    "notifying": {"participantActivities": True, "streamChange": True},
+}
+
+
+@pytest.fixture
+def room(transactional_db):
+    """``await room(**overrides)`` → domain id of a fresh room shaped like OWT's default room."""
+    counter = iter(range(1, 1000))
+
+    def make(**overrides) -> str:
+        config = copy.deepcopy(DEFAULT_ROOM)
+        config.update(overrides)
+        domain_id = f"{next(counter):024x}"
+        services.domain_configure(domain_id=domain_id, owner="svc", config=config)
+        return domain_id
+
+    return sync_to_async(make)
+
+
+@pytest.fixture
+def token(transactional_db):
+    def make(domain_id: str, role: str = "presenter", user: str = "user") -> str:
+        return services.token_create(domain_id=domain_id, user=user, role=role)
+
+    return sync_to_async(make)
+
+
+@pytest.fixture
+async def signaling_url(settings, transactional_db):
+    settings.MEDIA_HOST_ADDRESSES = ["127.0.0.1"]
+    settings.ICE_SERVERS_JSON = "[]"
+    settings.MEDIA_NODE_EMBEDDED = True
+    from owt.asgi import application
+    from streamengine.asgi_ws import serve_asgi
+    from streamengine.media.ice import use_host_addresses
+    from streamengine.node import stop_embedded_node
+
+    use_host_addresses(["127.0.0.1"])  # the test's aiortc clients share the process
+    async with serve_asgi(application) as base:
+        yield f"{base}/ws/signaling/"
+        await stop_embedded_node()
+    layer = get_channel_layer()
+    await layer.flush()
+    use_host_addresses([])

@@ -1,0 +1,234 @@
+"""Real WebRTC through the SFU: aiortc publisher → engine (passthrough) → aiortc subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+
+import av
+import pytest
+from asgiref.sync import sync_to_async
+
+from streamengine import control
+from streamengine.client import ConferenceClient, SignalingError, SyntheticAudioTrack, SyntheticVideoTrack
+from streamengine.media.passthrough import is_keyframe, vp8_resolution
+from streamengine.models import Publication, Subscription
+from tests.streamengine.helpers import eventually
+
+pytestmark = pytest.mark.media
+
+
+async def publish_av(client: ConferenceClient):
+    return await client.publish([SyntheticVideoTrack(), SyntheticAudioTrack()], attributes={"label": "cam"})
+
+
+async def frames_of(track, count: int, timeout: float = 10.0) -> list:
+    async with asyncio.timeout(timeout):
+        return [await track.recv() for _ in range(count)]
+
+
+async def resumes_at_keyframe(frames: asyncio.Queue) -> bool:
+    """After a pause the next frames start at a keyframe. The receiver's jitter buffer
+    releases the last frame from before the pause only when the next packet arrives,
+    so that one stale frame may come first."""
+    first = await asyncio.wait_for(frames.get(), 10)
+    if is_keyframe("vp8", first[1]):
+        return True
+    second = await asyncio.wait_for(frames.get(), 10)
+    return is_keyframe("vp8", second[1]) and second[2] > first[2]
+
+
+async def test_publish_subscribe_decodable_frames(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        await alice.join(await token(domain, user="alice"))
+        await bob.join(await token(domain, user="bob", role="viewer"))
+        publication = await publish_av(alice)
+        added = await bob.wait_for("stream", lambda d: d["status"] == "add")
+        assert added["id"] == publication.id
+        stream = added["data"]
+        assert stream["info"]["owner"] == alice.info["id"] and stream["info"]["attributes"] == {"label": "cam"}
+        formats = {t["type"]: t["format"] for t in stream["media"]["tracks"]}
+        assert formats == {"video": {"codec": "vp8"}, "audio": {"codec": "opus", "sampleRate": 48000, "channelNum": 2}}
+        subscription = await bob.subscribe(publication.id)
+        video = await frames_of(subscription.tracks["video"], 10)
+        assert all(isinstance(f, av.VideoFrame) and (f.width, f.height) == (640, 480) for f in video)
+        audio = await frames_of(subscription.tracks["audio"], 5)
+        assert all(isinstance(f, av.AudioFrame) for f in audio)
+        # The pixels are the publisher's: the sweeping bar is bright, the gradient's left edge dark.
+        luma = bytes(video[-1].planes[0])
+        assert max(luma) > 200 and min(luma[: 640 * 4]) < 40
+        assert await sync_to_async(Subscription.objects.filter(id=subscription.id, ready=True).exists)()
+        # Late joiners see the stream in their login result.
+        async with ConferenceClient(signaling_url) as carol:
+            info = await carol.join(await token(domain, user="carol"))
+            assert [s["id"] for s in info["room"]["streams"]] == [publication.id]
+
+
+async def test_encoded_frames_reach_subscriber_unchanged_and_decode_with_pyav(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        await alice.join(await token(domain))
+        await bob.join(await token(domain))
+        publication = await alice.publish([SyntheticVideoTrack()])
+        subscription = await bob.subscribe(publication.id, audio=False, encoded=True)
+        async with asyncio.timeout(10):
+            frames = [await subscription.frames.get() for _ in range(15)]
+        # The first forwarded frame starts decoding: a VP8 keyframe with the publisher's size.
+        assert is_keyframe("vp8", frames[0][1]) and vp8_resolution(frames[0][1]) == (640, 480)
+        decoder = av.CodecContext.create("vp8", "r")
+        decoded = [f for _, data, _ in frames for f in decoder.decode(av.Packet(data))]
+        assert len(decoded) == 15 and decoded[0].width == 640
+
+
+async def test_mute_unmute_notifies_and_stops_forwarding(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        await alice.join(await token(domain))
+        await bob.join(await token(domain))
+        publication = await alice.publish([SyntheticVideoTrack()])
+        subscription = await bob.subscribe(publication.id, audio=False, encoded=True)
+        await asyncio.wait_for(subscription.frames.get(), 10)
+
+        await alice.stream_control(publication.id, "pause", "video")
+        update = await bob.wait_for("stream", lambda d: d["status"] == "update")
+        assert update == {
+            "id": publication.id,
+            "status": "update",
+            "data": {"field": "video.status", "value": "inactive"},
+        }
+        stored = await sync_to_async(Publication.objects.get)(id=publication.id)
+        assert stored.media["tracks"][0]["status"] == "inactive"
+        await asyncio.sleep(0.3)  # frames in flight drain
+        while not subscription.frames.empty():
+            subscription.frames.get_nowait()
+        await asyncio.sleep(0.5)
+        assert subscription.frames.empty()
+
+        await alice.stream_control(publication.id, "play", "video")
+        update = await bob.wait_for("stream", lambda d: d["status"] == "update")
+        assert update["data"] == {"field": "video.status", "value": "active"}
+        assert await resumes_at_keyframe(subscription.frames)
+
+        # Only the owner controls a stream.
+        with pytest.raises(SignalingError, match="unauthorized"):
+            await bob.stream_control(publication.id, "pause", "video")
+
+
+async def test_subscription_pause_play(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        await alice.join(await token(domain))
+        await bob.join(await token(domain))
+        publication = await alice.publish([SyntheticVideoTrack()])
+        subscription = await bob.subscribe(publication.id, audio=False, encoded=True)
+        await asyncio.wait_for(subscription.frames.get(), 10)
+        await bob.subscription_control(subscription.id, "pause", "video")
+        await asyncio.sleep(0.3)
+        while not subscription.frames.empty():
+            subscription.frames.get_nowait()
+        await asyncio.sleep(0.5)
+        assert subscription.frames.empty()
+        await bob.subscription_control(subscription.id, "play", "video")
+        assert await resumes_at_keyframe(subscription.frames)
+
+
+async def test_permission_change_takes_effect_on_live_session(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as client:
+        info = await client.join(await token(domain, role="viewer"))
+        with pytest.raises(SignalingError, match="unauthorized"):
+            await client.publish([SyntheticVideoTrack()])
+        await sync_to_async(control.participant_update_permission)(
+            participant_id=info["id"],
+            permission={"publish": {"audio": False, "video": True}, "subscribe": {"audio": True, "video": True}},
+        )
+        publication = await client.publish([SyntheticVideoTrack()])
+        assert publication.id
+        with pytest.raises(SignalingError, match="unauthorized"):
+            await client.publish([SyntheticAudioTrack()])
+
+
+async def test_drop_disconnects_and_cleans_up(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        a = await alice.join(await token(domain, user="alice"))
+        await bob.join(await token(domain, user="bob"))
+        publication = await publish_av(alice)
+        await bob.wait_for("stream", lambda d: d["status"] == "add")
+        await sync_to_async(control.participant_drop)(participant_id=a["id"])
+        assert await alice.wait_for("drop") is None
+        await asyncio.wait_for(alice.closed.wait(), 5)
+        assert await bob.wait_for("stream", lambda d: d["status"] == "remove") == {
+            "id": publication.id,
+            "status": "remove",
+        }
+        assert (await bob.wait_for("participant", lambda d: d["action"] == "leave"))["data"] == a["id"]
+        await eventually(lambda: not Publication.objects.filter(id=publication.id).exists())
+
+
+async def test_unpublish_ends_subscriptions(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        await alice.join(await token(domain))
+        await bob.join(await token(domain))
+        publication = await alice.publish([SyntheticVideoTrack()])
+        subscription = await bob.subscribe(publication.id, audio=False)
+        await frames_of(subscription.tracks["video"], 2)
+        await alice.unpublish(publication)
+        assert (await bob.wait_for("stream", lambda d: d["status"] == "remove"))["id"] == publication.id
+        await eventually(lambda: not Subscription.objects.filter(id=subscription.id).exists())
+
+
+async def test_input_limit_counts_publications(signaling_url, room, token):
+    async with ConferenceClient(signaling_url) as client:
+        await client.join(await token(await room(inputLimit=1)))
+        await client.publish([SyntheticAudioTrack()])
+        with pytest.raises(SignalingError, match="Too many inputs"):
+            await client.publish([SyntheticAudioTrack()])
+
+
+async def test_media_in_refuses_unaccepted_codec(signaling_url, room, token):
+    domain = await room(mediaIn={"audio": [{"codec": "opus"}], "video": [{"codec": "h264"}]})
+    async with ConferenceClient(signaling_url) as client:
+        await client.join(await token(domain))
+        with pytest.raises(SignalingError, match="No acceptable video format"):
+            await client.publish([SyntheticVideoTrack()], video_codec="vp8")
+
+
+async def test_h264_passthrough(signaling_url, room, token):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        await alice.join(await token(domain))
+        await bob.join(await token(domain))
+        publication = await alice.publish([SyntheticVideoTrack()], video_codec="h264")
+        stream = await bob.wait_for("stream", lambda d: d["status"] == "add")
+        assert stream["data"]["media"]["tracks"][0]["format"]["codec"] == "h264"
+        subscription = await bob.subscribe(publication.id, audio=False, encoded=True)
+        async with asyncio.timeout(10):
+            frames = [await subscription.frames.get() for _ in range(10)]
+        assert is_keyframe("h264", frames[0][1])
+        decoder = av.CodecContext.create("h264", "r")
+        decoded = [f for _, data, _ in frames for f in decoder.decode(av.Packet(data))]
+        assert decoded and decoded[0].width == 640
+
+
+async def test_sfu_forwards_without_decoding_and_relays_keyframe_requests(signaling_url, room, token):
+    from streamengine.node import ensure_embedded_node
+
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        await alice.join(await token(domain))
+        await bob.join(await token(domain))
+        publication = await alice.publish([SyntheticVideoTrack()])
+        first = await bob.subscribe(publication.id, audio=False, encoded=True)
+        await asyncio.wait_for(first.frames.get(), 10)
+        sfu = (await ensure_embedded_node()).sfu
+        published = next(iter(sfu.sessions[publication.id].published.values()))
+        requests_before = published.keyframes.sent
+        second = await bob.subscribe(publication.id, audio=False, encoded=True)
+        _, data, _ = await asyncio.wait_for(second.frames.get(), 10)
+        assert is_keyframe("vp8", data)  # a joining subscriber starts at a keyframe it asked for
+        assert published.keyframes.sent > requests_before
+        assert sfu.stats()["forwarded_frames"] > 0
+        # Nothing reached the publication's decoder: its decoded-frame track stayed empty.
+        assert published.receiver.track._queue.qsize() == 0 and not published.tap.decode
