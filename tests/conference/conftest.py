@@ -2,7 +2,9 @@
 
 import httpx
 import pytest
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 
 from conference.services import service_bootstrap_super, service_create
 from owt.client import ManagementClient
@@ -10,8 +12,15 @@ from owt.client import ManagementClient
 
 @pytest.fixture
 def http():
-    with httpx.Client(transport=httpx.WSGITransport(app=get_wsgi_application()), base_url="http://testserver") as c:
-        yield c
+    # Like Django's test client: keep the test's DB connection (and transaction) across requests.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        with httpx.Client(transport=httpx.WSGITransport(app=get_wsgi_application()), base_url="http://testserver") as c:
+            yield c
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

@@ -73,3 +73,29 @@ def test_verify_failures(db):
     old = mauth.build_header(service_id=service.id, key="k", timestamp=int((now - 3600) * 1000))
     fails(old, "window")
     assert mauth.verify(good, now=now).service == service
+
+
+def test_http_replay_and_failures_use_owt_envelope(api, http):
+    header = api.authorization()
+    first = http.get("/v1/rooms", headers={"Authorization": header})
+    assert first.status_code == 200
+    replay = http.get("/v1/rooms", headers={"Authorization": header})
+    assert replay.status_code == 401
+    assert replay.json()["error"] == {
+        "code": 1101,
+        "message": "MAuth: replayed request (timestamp and cnonce already used)",
+    }
+    for headers in ({}, {"Authorization": header.replace(api.service_id, "f" * 24)}, {"Authorization": "MAuth x=y"}):
+        response = http.post("/v1/rooms", json={"name": "r"}, headers=headers)
+        assert response.status_code == 401 and response.json()["error"]["code"] == 1101
+    response = http.get("/services", headers={"Authorization": "MAuth realm=x,mauth_serviceid=zz"})
+    assert response.status_code == 401 and response.json()["error"]["code"] == 1101
+
+
+def test_concurrent_distinct_headers_all_pass(api):
+    """Replay protection must not refuse distinct cnonces with the same millisecond timestamp."""
+    ts = int(time.time() * 1000)
+    headers = [
+        mauth.build_header(service_id=api.service_id, key=api.key, timestamp=ts, cnonce=f"{i:05d}") for i in range(50)
+    ]
+    assert all(mauth.verify(h).service.id == api.service_id for h in headers)
