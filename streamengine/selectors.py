@@ -86,8 +86,9 @@ PARTICIPANT_FILTERS = {
     "user": "user",
     "role": "role",
     "portal": "portal",
-    "locality.node": "node_id",
-    "locality.agent": "node__agent",
+    # A participant's peer connections live on its domain's node.
+    "locality.node": "domain__node_id",
+    "locality.agent": "domain__node__agent",
 }
 PUBLICATION_FILTERS = {
     "id": "id",
@@ -130,7 +131,7 @@ def paginate(queryset: QuerySet, *, start: int, limit: int) -> Page:
 def participant_queryset(*, owner: str) -> QuerySet[Participant]:
     return (
         Participant.objects.filter(domain__owner=owner)
-        .select_related("domain", "node")
+        .select_related("domain__node", "node")
         .prefetch_related(
             Prefetch("publications", queryset=Publication.objects.only("id", "participant_id").order_by("created_at")),
             Prefetch(

@@ -60,7 +60,7 @@ class ParticipantOutputSerializer(serializers.Serializer):
         return [subscription.id for subscription in participant.subscriptions.all()]
 
     def get_locality(self, participant: Participant) -> dict | None:
-        return locality(participant.node)
+        return locality(participant.node or participant.domain.node)
 
 
 class PublicationOutputSerializer(serializers.Serializer):

@@ -175,3 +175,16 @@ def test_create_routes_are_not_offered(world):
     response = world["client"].post(f"{BASE}/publications", {"type": "streaming"})
     assert response.status_code == 405
     assert "error" in response.json()
+
+
+def test_participant_locality_is_its_domains_node(world):
+    from streamengine.models import Domain
+
+    carol = ls.participant(world["room"].id, "carol")
+    Domain.objects.filter(id=world["room"].id).update(node=world["node"])
+    client = world["client"]
+    body = client.get(f"{BASE}/participants/{carol.id}").json()
+    assert body["locality"] == {"agent": "agent-a", "node": "node-1"}
+    body = client.get(f"{BASE}/participants", {"locality.node": "node-1"}).json()
+    assert body["total"] == 3
+    assert client.get(f"{BASE}/participants", {"locality.agent": "elsewhere"}).json()["total"] == 0
