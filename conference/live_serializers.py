@@ -173,6 +173,20 @@ class LiveParticipantSerializer(serializers.Serializer):
     permission = serializers.JSONField()
 
 
+class StreamInfoSerializer(serializers.Serializer):
+    """``object(StreamInfo)`` as the schema documents it; bodies are built by :func:`stream_v11`/:func:`stream_v10`."""
+
+    id = serializers.CharField()
+    type = serializers.ChoiceField(choices=["forward", "mixed"])
+    media = serializers.JSONField(
+        help_text="audio/video: status, source, format, original[] (v1.1) or format/parameters (v1), optional"
+    )
+    data = serializers.BooleanField(allow_null=True)
+    info = serializers.JSONField(
+        help_text="forward: owner, type, inViews, attributes; mixed: label, layout, activeInput"
+    )
+
+
 class PatchOperationSerializer(serializers.Serializer):
     """One JSON-patch-like operation of a PATCH body."""
 

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from conference.live_serializers import (
     LiveParticipantSerializer,
+    StreamInfoSerializer,
     permission_apply,
     permission_changes,
     stream_changes,
@@ -29,6 +30,7 @@ from streamengine import control
 from streamengine import selectors as engine_selectors
 from streamengine.exceptions import ParticipantNotFound, StreamNotFound
 from streamengine.models import Participant, Publication
+
 
 PERMISSION_PATCH_EXAMPLE = OpenApiExample(
     "revoke video publishing",
@@ -128,7 +130,9 @@ class ParticipantDetailView(LiveRoomView):
 
 @extend_schema(tags=["rooms: streams"])
 class StreamListView(LiveRoomView):
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, examples=[STREAM_EXAMPLE], summary="Streams in the room now")
+    @extend_schema(
+        responses={200: StreamInfoSerializer(many=True)}, examples=[STREAM_EXAMPLE], summary="Streams in the room now"
+    )
     def get(self, request: Request, version: str, room_id: str) -> Response:
         room = self.room(request, room_id)
         publications = engine_selectors.domain_streams(domain_id=room.id).select_related("domain")
@@ -137,13 +141,13 @@ class StreamListView(LiveRoomView):
 
 @extend_schema(tags=["rooms: streams"])
 class StreamDetailView(LiveRoomView):
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, examples=[STREAM_EXAMPLE])
+    @extend_schema(responses={200: StreamInfoSerializer}, examples=[STREAM_EXAMPLE])
     def get(self, request: Request, version: str, room_id: str, stream_id: str) -> Response:
         return Response(render_stream(stream_in(self.room(request, room_id), stream_id), version))
 
     @extend_schema(
         request={"application/json": OpenApiTypes.OBJECT},
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: StreamInfoSerializer},
         examples=[STREAM_PATCH_EXAMPLE],
         summary="Mute/unmute a track, or add/remove the stream to/from a mixed view",
     )

@@ -1,22 +1,27 @@
-"""Stream-engine REST API (``/v1.1/stream-engine/...``); trailing slashes are accepted."""
+"""Stream-engine REST API (``/v1.1/stream-engine/...``), with or without a trailing slash
+(the slash variants stay out of the OpenAPI schema)."""
 
-from django.urls import re_path
+from django.urls import URLPattern, path
 
 from streamengine import views
 
 app_name = "streamengine"
 
-PREFIX = r"^v1\.1/stream-engine"
-ID = r"(?P<object_id>[^/]+)"
+PREFIX = "v1.1/stream-engine"
+
+
+def routes(route: str, view: type, name: str) -> list[URLPattern]:
+    return [path(f"{PREFIX}/{route}", view.as_view(), name=name), path(f"{PREFIX}/{route}/", view.as_view(schema=None))]
+
 
 urlpatterns = [
-    re_path(rf"{PREFIX}/tokens/?$", views.TokenCreateView.as_view(), name="tokens"),
-    re_path(rf"{PREFIX}/participants/?$", views.ParticipantListView.as_view(), name="participants"),
-    re_path(rf"{PREFIX}/participants/{ID}/?$", views.ParticipantDetailView.as_view(), name="participant"),
-    re_path(rf"{PREFIX}/publications/?$", views.PublicationListView.as_view(), name="publications"),
-    re_path(rf"{PREFIX}/publications/{ID}/?$", views.PublicationDetailView.as_view(), name="publication"),
-    re_path(rf"{PREFIX}/subscriptions/?$", views.SubscriptionListView.as_view(), name="subscriptions"),
-    re_path(rf"{PREFIX}/subscriptions/{ID}/?$", views.SubscriptionDetailView.as_view(), name="subscription"),
-    re_path(rf"{PREFIX}/nodes/?$", views.NodeListView.as_view(), name="nodes"),
-    re_path(rf"{PREFIX}/nodes/{ID}/?$", views.NodeDetailView.as_view(), name="node"),
+    *routes("tokens", views.TokenCreateView, "tokens"),
+    *routes("participants", views.ParticipantListView, "participants"),
+    *routes("participants/<str:object_id>", views.ParticipantDetailView, "participant"),
+    *routes("publications", views.PublicationListView, "publications"),
+    *routes("publications/<str:object_id>", views.PublicationDetailView, "publication"),
+    *routes("subscriptions", views.SubscriptionListView, "subscriptions"),
+    *routes("subscriptions/<str:object_id>", views.SubscriptionDetailView, "subscription"),
+    *routes("nodes", views.NodeListView, "nodes"),
+    *routes("nodes/<str:object_id>", views.NodeDetailView, "node"),
 ]

@@ -108,6 +108,7 @@ def list_schema(name: str, output: type[serializers.Serializer], filters: dict[s
     return extend_schema_view(
         get=extend_schema(
             tags=["stream-engine"],
+            operation_id=f"stream_engine_{name}s_list",
             summary=f'List {name}s (filters: query string and/or body {{"query": {{...}}}})',
             parameters=[
                 OpenApiParameter("start", OpenApiTypes.INT, description="Offset of the first item (default 0)"),
