@@ -31,7 +31,6 @@ from streamengine import selectors as engine_selectors
 from streamengine.exceptions import ParticipantNotFound, StreamNotFound
 from streamengine.models import Participant, Publication
 
-
 PERMISSION_PATCH_EXAMPLE = OpenApiExample(
     "revoke video publishing",
     value=[{"op": "replace", "path": "/permission/publish/video", "value": False}],
