@@ -32,6 +32,7 @@ from django.core.cache import caches
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from owt.errors import OWT_ERRORS, Unauthenticated
@@ -94,7 +95,7 @@ def build_header(
     parts = [f"MAuth realm={REALM}", f"mauth_signature_method={SIGNATURE_METHOD}"]
     if username is not None:
         parts += [f"mauth_username={username}", f"mauth_role={role}"]
-    sig = signature(key, string_to_sign(str(timestamp), cnonce, username, role if username is not None else None))
+    sig = signature(key, string_to_sign(str(timestamp), cnonce, username, role))
     parts += [
         f"mauth_serviceid={service_id}",
         f"mauth_cnonce={cnonce}",
@@ -130,7 +131,7 @@ def verify(header: str | None, *, now: float | None = None) -> MAuthCredentials:
     """Check an ``Authorization`` value; raises :class:`MAuthFailed` (401/1101) with the reason."""
     if not header:
         raise MAuthFailed("MAuth: missing Authorization header")
-    if not header.startswith("MAuth "):
+    if header[:6].lower() != "mauth ":  # the spec's own example writes "Mauth realm=..."
         raise MAuthFailed("MAuth: Authorization header is not MAuth")
     fields = parse_header(header)
     if fields.get("signature_method") != SIGNATURE_METHOD:
@@ -185,12 +186,35 @@ class MAuthAuthentication(BaseAuthentication):
         return f'MAuth realm="{REALM}"'
 
 
+# What the reference server adds to every management response, so browser apps on another
+# origin can call the API (MAuth carries no cookies, so "*" exposes nothing); PUT included.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET, OPTIONS, DELETE, PATCH, PUT",
+    "Access-Control-Allow-Headers": "origin, authorization, content-type",
+}
+
+
 class MAuthAPIView(APIView):
-    """Base for every MAuth-protected OWT route: MAuth required, OWT error envelope."""
+    """Base for every MAuth-protected OWT route: MAuth required (except CORS preflight
+    ``OPTIONS``, answered 200 like the reference), OWT error envelope, CORS headers."""
 
     authentication_classes = [MAuthAuthentication]
     permission_classes: list = []
     error_format = OWT_ERRORS
+
+    def perform_authentication(self, request: Request) -> None:
+        if request.method != "OPTIONS":  # browsers send preflights without credentials
+            super().perform_authentication(request)
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(status=200)
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in CORS_HEADERS.items():
+            response[name] = value
+        return response
 
 
 class MAuthScheme(OpenApiAuthenticationExtension):

@@ -73,6 +73,8 @@ def test_verify_failures(db):
     old = mauth.build_header(service_id=service.id, key="k", timestamp=int((now - 3600) * 1000))
     fails(old, "window")
     assert mauth.verify(good, now=now).service == service
+    lowercase = mauth.build_header(service_id=service.id, key="k").replace("MAuth realm", "Mauth realm")
+    assert mauth.verify(lowercase, now=now).service == service
 
 
 def test_http_replay_and_failures_use_owt_envelope(api, http):
@@ -99,3 +101,15 @@ def test_concurrent_distinct_headers_all_pass(api):
         mauth.build_header(service_id=api.service_id, key=api.key, timestamp=ts, cnonce=f"{i:05d}") for i in range(50)
     ]
     assert all(mauth.verify(h).service.id == api.service_id for h in headers)
+
+
+def test_cors_preflight_and_headers(api, http):
+    preflight = http.options(
+        "/v1/rooms", headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    refused = http.get("/v1/rooms")
+    assert refused.status_code == 401 and refused.headers["Access-Control-Allow-Origin"] == "*"
+    assert http.get("/v1/rooms", headers={"Authorization": api.authorization()}).headers["Access-Control-Allow-Methods"]
