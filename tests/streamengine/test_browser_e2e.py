@@ -87,9 +87,10 @@ def manage(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-@pytest.fixture
-def portal(tmp_path: Path) -> Iterator[dict]:
-    """A daphne portal on a free port: ``{"url", "service_id", "key"}``."""
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A daphne portal on a free port, shared by this module's tests: ``{"url", "service_id", "key"}``."""
+    tmp_path = tmp_path_factory.mktemp("portal")
     port = free_port()
     env = portal_env(tmp_path, port)
     manage(env, "migrate", "--noinput")
@@ -138,64 +139,101 @@ def wait_until(check, timeout: float, what: str) -> None:
         time.sleep(0.25)
 
 
-def test_two_browsers_publish_and_subscribe(portal):
+@pytest.fixture(scope="module")
+def browser():
     from playwright.sync_api import sync_playwright
 
-    api = ManagementClient(portal["url"], portal["service_id"], portal["key"])
-    room = api.create_room("browser-e2e")
-    room_id = room.get("id") or room["_id"]
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def api(portal) -> Iterator[ManagementClient]:
+    with ManagementClient(portal["url"], portal["service_id"], portal["key"]) as client:
+        yield client
+
+
+def test_two_browsers_publish_and_subscribe(portal, browser, api):
+    room_id = api.create_room("browser-e2e")["id"]
     publisher_token = api.create_token(room_id, user="alice", role="presenter")
     viewer_token = api.create_token(room_id, user="bob", role="presenter")
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            publisher = browser.new_context().new_page()
-            viewer = browser.new_context(viewport={"width": 1000, "height": 900}).new_page()
-            console: list[str] = []
-            for page in (publisher, viewer):
-                page.on("console", lambda message: console.append(message.text))
-                page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    publisher_context = browser.new_context()
+    viewer_context = browser.new_context(viewport={"width": 1000, "height": 900})
+    try:
+        publisher = publisher_context.new_page()
+        viewer = viewer_context.new_page()
+        console: list[str] = []
+        for page in (publisher, viewer):
+            page.on("console", lambda message: console.append(message.text))
+            page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
 
-            # The publisher joins at once (autojoin) with camera and microphone.
-            publisher.goto(f"{portal['url']}/demo/?{urlencode({'token': publisher_token, 'autojoin': '1'})}")
-            publisher.wait_for_function("() => window.owtDemo && window.owtDemo.publication", timeout=30000)
+        # The publisher joins at once (autojoin) with camera and microphone.
+        publisher.goto(f"{portal['url']}/demo/?{urlencode({'token': publisher_token, 'autojoin': '1'})}")
+        publisher.wait_for_function("() => window.owtDemo && window.owtDemo.publication", timeout=30000)
 
-            # The viewer fills the form by hand: no publishing, just join.
-            viewer.goto(f"{portal['url']}/demo/")
-            viewer.fill("#token", viewer_token)
-            viewer.uncheck("#publish-audio")
-            viewer.uncheck("#publish-video")
-            viewer.click("#join")
-            viewer.wait_for_function("() => window.owtDemo.subscriptions.size === 1", timeout=30000)
+        # The viewer fills the form by hand: no publishing, just join.
+        viewer.goto(f"{portal['url']}/demo/")
+        viewer.fill("#token", viewer_token)
+        viewer.uncheck("#publish-audio")
+        viewer.uncheck("#publish-video")
+        viewer.click("#join")
+        viewer.wait_for_function("() => window.owtDemo.subscriptions.size === 1", timeout=30000)
 
-            wait_until(lambda: frames_decoded(viewer) > 0, 30, f"first decoded frame; page log: {console}")
-            first = frames_decoded(viewer)
-            wait_until(lambda: frames_decoded(viewer) >= first + 30, 30, "frames to keep decoding")
-            stats = viewer.evaluate("() => window.owtDemo.videoStats()")
-            assert stats[0]["frameWidth"] > 0 and stats[0]["frameHeight"] > 0
-            assert viewer.evaluate("() => window.owtDemo.errors") == []
-            ARTIFACTS.mkdir(exist_ok=True)
-            viewer.screenshot(path=str(ARTIFACTS / "subscriber.png"), full_page=True)
-            # The participant list on the viewer page shows both people.
-            viewer.wait_for_function("() => document.querySelectorAll('#participants li').length === 2")
+        wait_until(lambda: frames_decoded(viewer) > 0, 30, f"first decoded frame; page log: {console}")
+        first = frames_decoded(viewer)
+        wait_until(lambda: frames_decoded(viewer) >= first + 30, 30, "frames to keep decoding")
+        stats = viewer.evaluate("() => window.owtDemo.videoStats()")
+        assert stats[0]["frameWidth"] > 0 and stats[0]["frameHeight"] > 0
+        assert viewer.evaluate("() => window.owtDemo.errors") == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        viewer.screenshot(path=str(ARTIFACTS / "subscriber.png"), full_page=True)
+        # The participant list on the viewer page shows both people.
+        viewer.wait_for_function("() => document.querySelectorAll('#participants li').length === 2")
 
-            participants = api.request("GET", f"/v1/rooms/{room_id}/participants")
-            assert sorted(p["user"] for p in participants) == ["alice", "bob"]
-            publisher_id = publisher.evaluate("() => window.owtDemo.client.info.id")
-            streams = api.request("GET", f"/v1.1/rooms/{room_id}/streams")
-            assert [s["id"] for s in streams] == [publisher.evaluate("() => window.owtDemo.publication.id")]
-            assert streams[0]["info"]["owner"] == publisher_id
-            assert streams[0]["media"]["video"]["status"] == "active"
-            assert {"audio", "video"} <= set(streams[0]["media"])
+        participants = api.request("GET", f"/v1/rooms/{room_id}/participants")
+        assert sorted(p["user"] for p in participants) == ["alice", "bob"]
+        publisher_id = publisher.evaluate("() => window.owtDemo.client.info.id")
+        streams = api.request("GET", f"/v1.1/rooms/{room_id}/streams")
+        assert [s["id"] for s in streams] == [publisher.evaluate("() => window.owtDemo.publication.id")]
+        assert streams[0]["info"]["owner"] == publisher_id
+        assert streams[0]["media"]["video"]["status"] == "active"
+        assert {"audio", "video"} <= set(streams[0]["media"])
 
-            # Mute from the publisher page: the REST API and the viewer both see it.
-            publisher.click("#local button[data-kind=video]")
-            viewer.wait_for_function(
-                "() => [...document.querySelectorAll('#log div')].some(d => d.textContent.includes('video.status'))"
-            )
-            stream = api.request("GET", f"/v1/rooms/{room_id}/streams/{streams[0]['id']}")
-            assert stream["media"]["video"]["status"] == "inactive"
+        # Mute from the publisher page: the REST API and the viewer both see it.
+        publisher.click("#local button[data-kind=video]")
+        viewer.wait_for_function(
+            "() => [...document.querySelectorAll('#log div')].some(d => d.textContent.includes('video.status'))"
+        )
+        stream = api.request("GET", f"/v1/rooms/{room_id}/streams/{streams[0]['id']}")
+        assert stream["media"]["video"]["status"] == "inactive"
 
-        finally:
-            browser.close()
+    finally:
+        publisher_context.close()
+        viewer_context.close()
+
+
+def test_reused_token_and_rest_drop_reach_the_page(portal, browser, api):
+    room_id = api.create_room("browser-drop")["id"]
+    token = api.create_token(room_id, user="carol", role="viewer")
+    context = browser.new_context()
+    try:
+        first, second = context.new_page(), context.new_page()
+        for page in (first, second):
+            page.goto(f"{portal['url']}/demo/?{urlencode({'token': token, 'autojoin': '1'})}")
+        first.wait_for_function("() => document.body.dataset.status === 'joined'")
+        # The token is one-time: the second page's login is refused with the server's reason.
+        second.wait_for_function("() => document.body.dataset.status === 'failed'")
+        assert "already used" in second.evaluate("() => window.owtDemo.errors.join(' ')")
+        # A viewer may not publish: the page reports the refusal and stays in the room.
+        first.wait_for_function("() => window.owtDemo.errors.some(e => e.includes('unauthorized'))")
+
+        (participant,) = api.request("GET", f"/v1/rooms/{room_id}/participants")
+        assert participant["user"] == "carol"
+        api.request("DELETE", f"/v1/rooms/{room_id}/participants/{participant['id']}")
+        first.wait_for_function("() => document.body.dataset.status === 'dropped'")
+        assert api.request("GET", f"/v1/rooms/{room_id}/participants") == []
+    finally:
+        context.close()

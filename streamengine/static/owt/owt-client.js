@@ -404,7 +404,8 @@ export class ConferenceClient extends EventTarget {
   _onClose() {
     for (const session of [...this._sessions.values()]) session._end();
     this.signaling = null;
-    this._emit("serverdisconnected", {});
+    // A refused login closes the socket too; join() already reported that.
+    if (this.info) this._emit("serverdisconnected", {});
   }
 
   _emit(name, detail) {
