@@ -17,7 +17,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from conference import layouts
+from conference import jsonpatch, layouts
 from conference.crypto import decrypt, encrypt
 from conference.exceptions import InvalidRequest
 from owt.errors import describe_validation_error
@@ -129,10 +129,6 @@ class Number(serializers.Field):
         return value
 
 
-def strict_int(**kwargs: Any) -> serializers.IntegerField:
-    return StrictInteger(**kwargs)
-
-
 class StrictInteger(serializers.IntegerField):
     """An integer given as a JSON number (``true`` and ``"5"`` are refused)."""
 
@@ -187,8 +183,8 @@ class FalseOr(serializers.Field):
 
 class AudioFormat(Schema):
     codec = serializers.CharField()
-    sampleRate = strict_int(min_value=1, required=False)  # noqa: N815 (wire name)
-    channelNum = strict_int(min_value=1, required=False)  # noqa: N815
+    sampleRate = StrictInteger(min_value=1, required=False)  # noqa: N815 (wire name)
+    channelNum = StrictInteger(min_value=1, required=False)  # noqa: N815
 
 
 class VideoFormat(Schema):
@@ -267,8 +263,8 @@ class Layout(Schema):
 
 
 class Resolution(Schema):
-    width = strict_int(min_value=16, max_value=7680, default=640)
-    height = strict_int(min_value=16, max_value=4320, default=480)
+    width = StrictInteger(min_value=16, max_value=7680, default=640)
+    height = StrictInteger(min_value=16, max_value=4320, default=480)
 
 
 class VideoParameters(Schema):
@@ -280,16 +276,16 @@ class VideoParameters(Schema):
 
 
 class Color(Schema):
-    r = strict_int(min_value=0, max_value=255, default=0)
-    g = strict_int(min_value=0, max_value=255, default=0)
-    b = strict_int(min_value=0, max_value=255, default=0)
+    r = StrictInteger(min_value=0, max_value=255, default=0)
+    g = StrictInteger(min_value=0, max_value=255, default=0)
+    b = StrictInteger(min_value=0, max_value=255, default=0)
 
 
 class ViewVideo(Schema):
     fill = {"format": DEFAULT_VIEW_VIDEO_FORMAT, "parameters": {}, "bgColor": {}, "layout": {}}
     format = VideoFormat()
     parameters = VideoParameters()
-    maxInput = strict_int(min_value=1, max_value=256, default=16)  # noqa: N815
+    maxInput = StrictInteger(min_value=1, max_value=256, default=16)  # noqa: N815
     motionFactor = Number(exclusive_minimum=0, default=0.8)  # noqa: N815
     bgColor = Color()  # noqa: N815
     keepActiveInputPrimary = StrictBoolean(default=False)  # noqa: N815
@@ -405,8 +401,8 @@ class RoomSchema(Schema):
 
     fill = {"transcoding": {}, "notifying": {}}
     name = serializers.CharField(max_length=255)
-    inputLimit = strict_int(min_value=-1, default=-1)  # noqa: N815
-    participantLimit = strict_int(min_value=-1, default=-1)  # noqa: N815
+    inputLimit = StrictInteger(min_value=-1, default=-1)  # noqa: N815
+    participantLimit = StrictInteger(min_value=-1, default=-1)  # noqa: N815
     selectActiveAudio = StrictBoolean(default=False)  # noqa: N815
     enableBandwidthAdaptation = StrictBoolean(default=False)  # noqa: N815
     roles = Role(many=True)
@@ -506,15 +502,55 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def update_config(*, current: dict, body: Any, merge: str) -> dict:
-    """New validated settings (with ``name``) after a PUT (shallow) or PATCH (deep merge)."""
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object")
+    """New validated settings (with ``name``) after a PUT (``merge="shallow"``) or a PATCH
+    (``merge="deep"``: an object is a JSON merge patch, an array an RFC 6902 JSON Patch)."""
     current = decrypt_sip(current)
-    # PUT is the reference's: null keys dropped, top-level keys assigned over the stored room.
-    document = {**current, **strip_nulls(body)} if merge == "shallow" else merge_patch(current, body)
+    if merge == "deep" and isinstance(body, list):
+        try:
+            document = jsonpatch.apply(current, body)
+        except jsonpatch.JsonPatchError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        if not isinstance(document, dict):
+            raise InvalidRequest("The patched room must be a JSON object")
+    elif not isinstance(body, dict):
+        raise InvalidRequest(
+            "The request body must be a JSON object" + (" or a JSON Patch array" if merge == "deep" else "")
+        )
+    elif merge == "shallow":
+        # The reference's PUT: null keys dropped, top-level keys assigned over the stored room.
+        document = {**current, **strip_nulls(body)}
+    else:
+        document = merge_patch(current, body)
     for key in ("_id", "id"):
         document.pop(key, None)
     return _validate(document)
+
+
+# Key order of every object in a room, as the schema declares it. PostgreSQL's jsonb does not
+# keep key order, so responses are put back in this order to read the same on every database.
+KEY_ORDER = {
+    key: rank
+    for rank, key in enumerate(
+        [
+            *RoomSchema._declared_fields,
+            *("role", "publish", "subscribe", "label", "audio", "video", "format", "parameters", "codec"),
+            *("sampleRate", "channelNum", "profile", "vad", "resolution", "left", "top", "width", "height"),
+            *("framerate", "bitrate", "keyFrameInterval", "maxInput", "motionFactor", "bgColor", "r", "g", "b"),
+            *("keepActiveInputPrimary", "layout", "fitPolicy", "setRegionEffect", "templates", "base", "custom"),
+            *("primary", "region", "id", "shape", "area", "participantActivities", "streamChange"),
+            *("sipServer", "username", "password", "encrypted"),
+        ]
+    )
+}
+
+
+def in_key_order(value: Any) -> Any:
+    if isinstance(value, dict):
+        ordered = sorted(value, key=lambda key: KEY_ORDER.get(key, len(KEY_ORDER)))
+        return {key: in_key_order(value[key]) for key in ordered}
+    if isinstance(value, list):
+        return [in_key_order(item) for item in value]
+    return value
 
 
 def decrypt_sip(config: dict) -> dict:

@@ -11,7 +11,7 @@ from typing import Any
 from rest_framework import serializers
 
 from conference.models import Room, Service
-from conference.roomconfig import decrypt_sip
+from conference.roomconfig import decrypt_sip, in_key_order
 
 
 class ServiceOutput(serializers.Serializer):
@@ -57,7 +57,7 @@ class RoomOutput(serializers.Serializer):
     sip = serializers.JSONField(required=False)
 
     def to_representation(self, room: Room) -> dict[str, Any]:
-        return {"_id": room.id, "id": room.id, "name": room.name, **decrypt_sip(room.config)}
+        return {"_id": room.id, "id": room.id, "name": room.name, **in_key_order(decrypt_sip(room.config))}
 
 
 class RoomCreateInput(serializers.Serializer):

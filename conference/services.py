@@ -90,7 +90,8 @@ def room_create(*, service: Service, name: object, options: object = None) -> Ro
 
 def room_update(*, room: Room, body: object, merge: str) -> Room:
     """PUT (``merge="shallow"``: top-level keys replace, the reference's behaviour) or PATCH
-    (``merge="deep"``: a JSON merge patch) of the room's settings, validated like create."""
+    (``merge="deep"``: a JSON merge patch, or an RFC 6902 JSON Patch array) of the room's
+    settings, validated like create."""
     config = roomconfig.update_config(current={"name": room.name, **room.config}, body=body, merge=merge)
     with transaction.atomic():
         room.name = config.pop("name")

@@ -220,12 +220,20 @@ class RoomDetailView(MAuthAPIView):
         return self._update(request, room_id, merge="shallow")
 
     @extend_schema(
-        summary="Partially update a room (JSON merge patch: nested objects merge, null resets to the default)",
+        summary=(
+            "Partially update a room: a JSON object is a merge patch (nested objects merge, null resets "
+            "to the default); a JSON array is an RFC 6902 JSON Patch, as the official OWT clients send"
+        ),
         request=RoomUpdateInput,
         responses={200: RoomOutput, **ERRORS},
         examples=[
             OpenApiExample("Only video.maxInput", value={"views": [{"video": {"maxInput": 4}}]}, request_only=True),
             OpenApiExample("Notify less", value={"notifying": {"streamChange": False}}, request_only=True),
+            OpenApiExample(
+                "JSON Patch (official clients)",
+                value=[{"op": "replace", "path": "/participantLimit", "value": 10}],
+                request_only=True,
+            ),
             *ERROR_EXAMPLES,
         ],
         tags=["rooms"],
@@ -235,7 +243,7 @@ class RoomDetailView(MAuthAPIView):
 
     def _update(self, request: Request, room_id: str, *, merge: str) -> Response:
         room = selectors.room_get(service=request.user, room_id=room_id)
-        room = services.room_update(room=room, body=json_body(request), merge=merge)
+        room = services.room_update(room=room, body=request.data, merge=merge)
         return Response(RoomOutput(room).data)
 
     @extend_schema(

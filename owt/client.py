@@ -106,8 +106,9 @@ class ManagementClient:
         """PUT: each top-level key given replaces the stored one; others are kept."""
         return self.request("PUT", f"/{self.version}/rooms/{room_id}", json=room)
 
-    def patch_room(self, room_id: str, patch: dict) -> dict:
-        """PATCH: a JSON merge patch (nested objects merge, null resets a key to its default)."""
+    def patch_room(self, room_id: str, patch: dict | list) -> dict:
+        """PATCH: a dict is a JSON merge patch (nested objects merge, null resets a key to its
+        default); a list is an RFC 6902 JSON Patch (``[{"op", "path", "value"}]``)."""
         return self.request("PATCH", f"/{self.version}/rooms/{room_id}", json=patch)
 
     def delete_room(self, room_id: str) -> str:

@@ -241,9 +241,16 @@ OWT_MAUTH_REPLAY_CACHE = "mauth"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "mauth": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ.get("MAUTH_REDIS_URL", REDIS_URL)}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ.get("MAUTH_REDIS_URL", REDIS_URL),
+        }
         if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "owt-mauth", "OPTIONS": {"MAX_ENTRIES": 200000}}
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "owt-mauth",
+            "OPTIONS": {"MAX_ENTRIES": 200000},
+        }
     ),
 }
 

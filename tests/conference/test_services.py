@@ -1,9 +1,11 @@
 """Services: bootstrap, super-only routes, own-record reads, deletion rules, keys encrypted at rest."""
 
+import threading
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from conference.crypto import decrypt
 from conference.models import Room, Service
@@ -82,3 +84,28 @@ def test_duplicate_service_name(superapi):
     with pytest.raises(OwtApiError) as info:
         superapi.create_service("dup", "k2")
     assert (info.value.status, info.value.code) == (400, 1301)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_bootstraps_make_one_super_service():
+    """The one-super constraint, not a check-then-insert, decides (needs PostgreSQL)."""
+    if connection.vendor == "sqlite":
+        pytest.skip("concurrency is checked on PostgreSQL (DATABASE_URL)")
+    results, barrier = [], threading.Barrier(4)
+
+    def bootstrap():
+        barrier.wait()
+        try:
+            results.append(service_bootstrap_super())
+        except Exception as exc:  # any failure must show up in the assertion
+            results.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=bootstrap) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({(service.id, key) for service, key in results}) == 1, results
+    assert Service.objects.filter(is_super=True).count() == 1
