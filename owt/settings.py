@@ -142,7 +142,16 @@ if CHANNEL_LAYER == "redis":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [os.environ.get("CHANNEL_REDIS_URL", REDIS_URL or "redis://127.0.0.1:6379/1")]},
+            # redis-py 8's default 5 s socket timeout equals channels_redis' 5 s blocking pop:
+            # idle receives would fail with "Timeout reading", so allow longer reads.
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": os.environ.get("CHANNEL_REDIS_URL", REDIS_URL or "redis://127.0.0.1:6379/1"),
+                        "socket_timeout": 30,
+                    }
+                ]
+            },
         }
     }
 else:

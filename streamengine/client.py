@@ -22,6 +22,7 @@ import fractions
 import itertools
 import json
 import math
+import os
 import struct
 import time
 from dataclasses import dataclass, field
@@ -43,12 +44,19 @@ class SignalingError(Exception):
 
 
 class SyntheticVideoTrack(VideoStreamTrack):
-    """640x480 (default) video at 30 fps: a bright bar sweeping over a gradient."""
+    """640x480 (default) video at 30 fps.
 
-    def __init__(self, width: int = 640, height: int = 480, period: int = 30) -> None:
+    ``pattern="bars"``: a bright bar sweeping over a gradient (cheap to encode);
+    ``"noise"``: random luma, the worst case for an encoder (benchmarks).
+    """
+
+    def __init__(self, width: int = 640, height: int = 480, period: int = 30, pattern: str = "bars") -> None:
         super().__init__()
         self.width, self.height = width, height
-        self.planes = [self._luma(i * width // period) for i in range(period)]
+        if pattern == "noise":
+            self.planes = [os.urandom(width * height) for _ in range(period)]
+        else:
+            self.planes = [self._luma(i * width // period) for i in range(period)]
         self.chroma = bytes([128]) * (width // 2 * height // 2)
         self.index = itertools.cycle(range(period))
 

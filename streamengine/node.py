@@ -22,9 +22,10 @@ import socket
 import time
 import uuid
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connections
 
 from streamengine import services
 from streamengine.media.ice import use_host_addresses
@@ -52,7 +53,7 @@ def media_accept(config: dict) -> dict[str, set[str]]:
 
 async def reap_dead_nodes() -> int:
     """Remove nodes that missed their heartbeats and ``drop`` their participants."""
-    reaped = await sync_to_async(services.node_reap_dead)(stale_after=stale_after())
+    reaped = await database_sync_to_async(services.node_reap_dead)(stale_after=stale_after())
     layer = get_channel_layer()
     for node_id, participant_ids in reaped.items():
         logger.warning("media node %s missed its heartbeats; dropping %d participants", node_id, len(participant_ids))
@@ -74,14 +75,16 @@ class MediaNode:
     async def start(self) -> None:
         check_aiortc_internals()
         use_host_addresses()
-        self.channel_name = await self.layer.new_channel("medianode.")
+        # The default prefix: channels_redis serves all of a process's own channels from one
+        # list, and a second prefix in the same process would starve the consumers' receives.
+        self.channel_name = await self.layer.new_channel()
         await self._register()
         self.tasks = [asyncio.create_task(self._receive_loop()), asyncio.create_task(self._heartbeat_loop())]
         logger.info("media node %s started (embedded=%s)", self.id, self.embedded)
 
     async def _register(self) -> None:
         addresses = list(settings.MEDIA_HOST_ADDRESSES) or [socket.gethostname()]
-        await sync_to_async(services.node_register)(
+        await database_sync_to_async(services.node_register)(
             node_id=self.id,
             agent=socket.gethostname(),
             channel_name=self.channel_name,
@@ -94,7 +97,9 @@ class MediaNode:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.sfu.close()
-        await sync_to_async(services.node_unregister)(node_id=self.id)
+        await database_sync_to_async(services.node_unregister)(node_id=self.id)
+        # Release this thread's database connection (a stopped node must not hold it open).
+        await database_sync_to_async(connections.close_all)()
 
     async def emit(self, channel: str, message: dict) -> None:
         await self.layer.send(channel, message)
@@ -110,7 +115,7 @@ class MediaNode:
         while True:
             await asyncio.sleep(settings.MEDIA_NODE_HEARTBEAT_SECONDS)
             try:
-                if not await sync_to_async(services.node_heartbeat)(node_id=self.id, load=self.load()):
+                if not await database_sync_to_async(services.node_heartbeat)(node_id=self.id, load=self.load()):
                     # Declared dead (e.g. the process was stopped too long): its rooms were
                     # dropped and re-placed, so start afresh.
                     logger.warning("media node %s was reaped; re-registering", self.id)
@@ -130,6 +135,7 @@ class MediaNode:
 
     async def handle(self, message: dict) -> None:
         kind = message["type"]
+        logger.debug("media node %s: %s %s", self.id, kind, message.get("session", ""))
         if kind == "node.publish":
             self.sfu.add_publication(
                 session_id=message["session"],
@@ -164,14 +170,17 @@ _embedded: dict[asyncio.AbstractEventLoop, MediaNode] = {}
 _embedded_lock: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
 
-async def ensure_embedded_node() -> MediaNode | None:
-    """Start this process's embedded node once per event loop (None when nodes run separately)."""
+async def ensure_embedded_node(*, transcode_all: bool = False) -> MediaNode | None:
+    """Start this process's embedded node once per event loop (None when nodes run separately).
+
+    ``transcode_all`` (benchmark baseline) applies only to the call that starts the node.
+    """
     if not settings.MEDIA_NODE_EMBEDDED:
         return None
     loop = asyncio.get_running_loop()
     async with _embedded_lock.setdefault(loop, asyncio.Lock()):
         if loop not in _embedded:
-            node = MediaNode(embedded=True)
+            node = MediaNode(embedded=True, transcode_all=transcode_all)
             await node.start()
             _embedded[loop] = node
     return _embedded[loop]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from streamengine import services
@@ -50,7 +50,7 @@ def room(transactional_db):
         services.domain_configure(domain_id=domain_id, owner="svc", config=config)
         return domain_id
 
-    return sync_to_async(make)
+    return database_sync_to_async(make)
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def token(transactional_db):
     def make(domain_id: str, role: str = "presenter", user: str = "user") -> str:
         return services.token_create(domain_id=domain_id, user=user, role=role)
 
-    return sync_to_async(make)
+    return database_sync_to_async(make)
 
 
 @pytest.fixture

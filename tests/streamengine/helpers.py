@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 10.0, *, db: bool = True) -> None:
     """Wait until ``check()`` holds (run in a thread when it queries the database)."""
-    probe = sync_to_async(check) if db else None
+    probe = database_sync_to_async(check) if db else None
     async with asyncio.timeout(timeout):
         while not (await probe() if probe else check()):
             await asyncio.sleep(0.05)

@@ -6,7 +6,7 @@ import asyncio
 
 import av
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from streamengine import control
 from streamengine.client import ConferenceClient, SignalingError, SyntheticAudioTrack, SyntheticVideoTrack
@@ -57,7 +57,7 @@ async def test_publish_subscribe_decodable_frames(signaling_url, room, token):
         # The pixels are the publisher's: the sweeping bar is bright, the gradient's left edge dark.
         luma = bytes(video[-1].planes[0])
         assert max(luma) > 200 and min(luma[: 640 * 4]) < 40
-        assert await sync_to_async(Subscription.objects.filter(id=subscription.id, ready=True).exists)()
+        assert await database_sync_to_async(Subscription.objects.filter(id=subscription.id, ready=True).exists)()
         # Late joiners see the stream in their login result.
         async with ConferenceClient(signaling_url) as carol:
             info = await carol.join(await token(domain, user="carol"))
@@ -96,7 +96,7 @@ async def test_mute_unmute_notifies_and_stops_forwarding(signaling_url, room, to
             "status": "update",
             "data": {"field": "video.status", "value": "inactive"},
         }
-        stored = await sync_to_async(Publication.objects.get)(id=publication.id)
+        stored = await database_sync_to_async(Publication.objects.get)(id=publication.id)
         assert stored.media["tracks"][0]["status"] == "inactive"
         await asyncio.sleep(0.3)  # frames in flight drain
         while not subscription.frames.empty():
@@ -138,7 +138,7 @@ async def test_permission_change_takes_effect_on_live_session(signaling_url, roo
         info = await client.join(await token(domain, role="viewer"))
         with pytest.raises(SignalingError, match="unauthorized"):
             await client.publish([SyntheticVideoTrack()])
-        await sync_to_async(control.participant_update_permission)(
+        await database_sync_to_async(control.participant_update_permission)(
             participant_id=info["id"],
             permission={"publish": {"audio": False, "video": True}, "subscribe": {"audio": True, "video": True}},
         )
@@ -155,7 +155,7 @@ async def test_drop_disconnects_and_cleans_up(signaling_url, room, token):
         await bob.join(await token(domain, user="bob"))
         publication = await publish_av(alice)
         await bob.wait_for("stream", lambda d: d["status"] == "add")
-        await sync_to_async(control.participant_drop)(participant_id=a["id"])
+        await database_sync_to_async(control.participant_drop)(participant_id=a["id"])
         assert await alice.wait_for("drop") is None
         await asyncio.wait_for(alice.closed.wait(), 5)
         assert await bob.wait_for("stream", lambda d: d["status"] == "remove") == {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from websockets.asyncio.client import connect
 
 from streamengine.client import ConferenceClient, SignalingError
@@ -28,7 +28,7 @@ async def test_login_result_and_join_notification(signaling_url, room, token):
         assert [p["user"] for p in second["room"]["participants"]] == ["alice", "bob"]
         joined = await alice.wait_for("participant", lambda d: d["action"] == "join")
         assert joined["data"] == {"id": second["id"], "user": "bob", "role": "viewer"}
-        assert await sync_to_async(Participant.objects.filter(domain_id=domain).count)() == 2
+        assert await database_sync_to_async(Participant.objects.filter(domain_id=domain).count)() == 2
         await bob.leave()
         left = await alice.wait_for("participant", lambda d: d["action"] == "leave")
         assert left["data"] == second["id"]
