@@ -1,3 +1,34 @@
-"""Routes of the management resources over the live engine (participants, streams)."""
+"""Routes of the management resources over the live engine (participants, streams).
+
+Each route answers under ``/v1/`` and ``/v1.1/`` (the version picks the stream form) and
+with or without a trailing slash; the slash variants stay out of the OpenAPI schema.
+"""
+
+from django.urls import URLPattern, path
+
+from conference import live_views
+
+
+def routes(route: str, view: type, name: str, version: str) -> list[URLPattern]:
+    kwargs = {"version": version}
+    return [
+        path(route, view.as_view(), kwargs, name=name),
+        path(f"{route}/", view.as_view(schema=None), kwargs),
+    ]
+
 
 urlpatterns: list = []
+for version in ("v1", "v1.1"):
+    room = f"{version}/rooms/<str:room_id>"
+    suffix = version.replace(".", "_")
+    urlpatterns += [
+        *routes(f"{room}/participants", live_views.ParticipantListView, f"live-participants-{suffix}", version),
+        *routes(
+            f"{room}/participants/<str:participant_id>",
+            live_views.ParticipantDetailView,
+            f"live-participant-{suffix}",
+            version,
+        ),
+        *routes(f"{room}/streams", live_views.StreamListView, f"live-streams-{suffix}", version),
+        *routes(f"{room}/streams/<str:stream_id>", live_views.StreamDetailView, f"live-stream-{suffix}", version),
+    ]

@@ -291,3 +291,8 @@ METRICS_INIT_TOKEN_SECRET = os.environ.get("METRICS_INIT_TOKEN_SECRET", "")
 METRICS_SESSION_TOKEN_SECRET = os.environ.get("METRICS_SESSION_TOKEN_SECRET", "")
 # "bulk" (group commit) or "direct" (one INSERT per request; the benchmark's baseline).
 METRICS_STATS_INGEST = os.environ.get("METRICS_STATS_INGEST", "bulk")
+
+# --- streamengine: sample pages ---------------------------------------------------------
+# /demo/quick creates rooms and tokens without MAuth: allowed for staff sessions, or for
+# everyone when DEBUG or OWT_DEMO_OPEN is on (a developer's machine, the browser tests).
+OWT_DEMO_OPEN = env_bool("OWT_DEMO_OPEN", False)

@@ -66,3 +66,11 @@ class SubscriptionNotFound(NotFound):
 class NoMediaNode(ApiError):
     kind = "engine"
     default_message = "No media node available"
+
+
+class NodeNotFound(NotFound):
+    default_message = "Node not found"
+
+
+class InvalidListQuery(ApiError):
+    default_message = "Invalid list query"

@@ -1,12 +1,14 @@
-"""Reads of the engine's state (live sessions and nodes)."""
+"""Reads of the engine's state (live sessions and nodes), and the REST read side scoped to a domain owner."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
+from streamengine.exceptions import DomainNotFound, InvalidListQuery
 from streamengine.models import Domain, Node, Participant, Publication, Subscription
 
 
@@ -64,3 +66,115 @@ def domain_get(*, domain_id: str) -> Domain | None:
 
 def nodes_alive(*, stale_after: float) -> QuerySet[Node]:
     return Node.objects.filter(heartbeat_at__gte=timezone.now() - timedelta(seconds=stale_after))
+
+
+# --- REST read side: lists with filters and pagination, scoped to the caller's domains ---
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    start: int
+    items: list
+
+
+# Filter keys each list accepts (the stream API's `{KEY: VALUE}` ListQuery) and the field they
+# compare with. Dotted keys follow the state objects' JSON (`locality.node` etc.).
+PARTICIPANT_FILTERS = {
+    "id": "id",
+    "domain": "domain_id",
+    "user": "user",
+    "role": "role",
+    "portal": "portal",
+    # A participant's peer connections live on its domain's node.
+    "locality.node": "domain__node_id",
+    "locality.agent": "domain__node__agent",
+}
+PUBLICATION_FILTERS = {
+    "id": "id",
+    "domain": "domain_id",
+    "participant": "participant_id",
+    "type": "info__type",
+    "info.type": "info__type",
+    "info.owner": "participant_id",
+    "locality.node": "node_id",
+    "locality.agent": "node__agent",
+}
+SUBSCRIPTION_FILTERS = {
+    "id": "id",
+    "domain": "domain_id",
+    "participant": "participant_id",
+    "type": "kind",
+    "locality.node": "node_id",
+    "locality.agent": "node__agent",
+}
+NODE_FILTERS = {"id": "id", "agent": "agent", "type": "kind"}
+
+
+def apply_filters(queryset: QuerySet, allowed: dict[str, str], filters: dict) -> QuerySet:
+    """AND of exact matches; unknown keys and non-scalar values are refused, not ignored."""
+    lookups = {}
+    for key, value in filters.items():
+        field = allowed.get(key)
+        if field is None:
+            raise InvalidListQuery(f"Unknown query key: {key} (allowed: {', '.join(sorted(allowed))})")
+        if isinstance(value, (dict, list)) or value is None or isinstance(value, bool):
+            raise InvalidListQuery(f"Query value for {key} must be a string or a number")
+        lookups[field] = str(value)
+    return queryset.filter(**lookups)
+
+
+def paginate(queryset: QuerySet, *, start: int, limit: int) -> Page:
+    return Page(total=queryset.count(), start=start, items=list(queryset[start : start + limit]))
+
+
+def participant_queryset(*, owner: str) -> QuerySet[Participant]:
+    return (
+        Participant.objects.filter(domain__owner=owner)
+        .select_related("domain__node", "node")
+        .prefetch_related(
+            Prefetch("publications", queryset=Publication.objects.only("id", "participant_id").order_by("created_at")),
+            Prefetch(
+                "subscriptions", queryset=Subscription.objects.only("id", "participant_id").order_by("created_at")
+            ),
+        )
+        .order_by("joined_at", "id")
+    )
+
+
+def publication_queryset(*, owner: str) -> QuerySet[Publication]:
+    return (
+        Publication.objects.filter(domain__owner=owner)
+        .select_related("node", "participant")
+        .order_by("created_at", "id")
+    )
+
+
+def subscription_queryset(*, owner: str) -> QuerySet[Subscription]:
+    return (
+        Subscription.objects.filter(domain__owner=owner)
+        .select_related("node", "participant")
+        .order_by("created_at", "id")
+    )
+
+
+def node_queryset(*, owner: str) -> QuerySet[Node]:
+    """Nodes are shared by every tenant; the publication/subscription ids they list are the asker's own."""
+    return Node.objects.prefetch_related(
+        Prefetch(
+            "publications",
+            queryset=Publication.objects.filter(domain__owner=owner).only("id", "node_id").order_by("created_at"),
+        ),
+        Prefetch(
+            "subscriptions",
+            queryset=Subscription.objects.filter(domain__owner=owner).only("id", "node_id").order_by("created_at"),
+        ),
+    ).order_by("started_at", "id")
+
+
+def owned_domain_get(*, owner: str, domain_id: str) -> Domain:
+    """The owner's domain; another owner's is reported as unknown (404/1003)."""
+    domain = Domain.objects.filter(id=domain_id, owner=owner).first()
+    if domain is None:
+        raise DomainNotFound()
+    return domain

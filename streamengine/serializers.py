@@ -1,1 +1,127 @@
-"""streamengine serializers."""
+"""Wire formats of the stream-engine REST API (``/v1.1/stream-engine/...``).
+
+The state objects are those of owt-stream-api.md §5 (OWT ``stateTypes.js``): publications
+list their *source* tracks, subscriptions their *sink* tracks, and both say where they run
+(``locality``: the media node and its agent).
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from streamengine.models import Node, Participant, Publication, Subscription
+
+KINDS = ("audio", "video")
+
+
+def locality(node: Node | None) -> dict | None:
+    return {"agent": node.agent, "node": node.id} if node is not None else None
+
+
+def tracks_by_kind(media: dict, fields: tuple[str, ...]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    for track in media.get("tracks") or []:
+        if track.get("type") in grouped:
+            grouped[track["type"]].append({key: track[key] for key in fields if track.get(key) is not None})
+    return grouped
+
+
+class ListQuerySerializer(serializers.Serializer):
+    """Pagination of every list: ``start`` (offset) and ``limit``, from the query string or the body."""
+
+    start = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+
+
+class ParticipantOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    domain = serializers.CharField(source="domain_id")
+    portal = serializers.CharField()
+    type = serializers.SerializerMethodField()
+    notifying = serializers.SerializerMethodField()
+    user = serializers.CharField()
+    role = serializers.CharField()
+    permission = serializers.JSONField()
+    pubs = serializers.SerializerMethodField()
+    subs = serializers.SerializerMethodField()
+    locality = serializers.SerializerMethodField()
+
+    def get_type(self, participant: Participant) -> str:
+        # Every participant of this engine joined over WebRTC signaling (browsers, SDKs, media jobs).
+        return "webrtc"
+
+    def get_notifying(self, participant: Participant) -> bool:
+        return bool(participant.domain.config.get("notifying", {}).get("participantActivities", True))
+
+    def get_pubs(self, participant: Participant) -> list[str]:
+        return [publication.id for publication in participant.publications.all()]
+
+    def get_subs(self, participant: Participant) -> list[str]:
+        return [subscription.id for subscription in participant.subscriptions.all()]
+
+    def get_locality(self, participant: Participant) -> dict | None:
+        return locality(participant.node or participant.domain.node)
+
+
+class PublicationOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.SerializerMethodField()
+    source = serializers.SerializerMethodField()
+    info = serializers.JSONField()
+    locality = serializers.SerializerMethodField()
+    participant = serializers.CharField(source="participant_id", allow_null=True)
+    domain = serializers.CharField(source="domain_id")
+
+    def get_type(self, publication: Publication) -> str:
+        return publication.info.get("type") or "webrtc"
+
+    def get_source(self, publication: Publication) -> dict:
+        source = tracks_by_kind(publication.media, ("id", "format", "parameters", "status"))
+        source["data"] = [{"id": publication.id}] if publication.data else []
+        return source
+
+    def get_locality(self, publication: Publication) -> dict | None:
+        return locality(publication.node)
+
+
+class SubscriptionOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.CharField(source="kind")
+    sink = serializers.SerializerMethodField()
+    info = serializers.JSONField()
+    locality = serializers.SerializerMethodField()
+    participant = serializers.CharField(source="participant_id", allow_null=True)
+    domain = serializers.CharField(source="domain_id")
+
+    def get_sink(self, subscription: Subscription) -> dict:
+        sink = tracks_by_kind(subscription.media, ("from", "format", "parameters", "status"))
+        sink["data"] = [subscription.data] if subscription.data else []
+        return sink
+
+    def get_locality(self, subscription: Subscription) -> dict | None:
+        return locality(subscription.node)
+
+
+class NodeOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.CharField(source="kind")
+    agent = serializers.CharField()
+    pubs = serializers.SerializerMethodField()
+    subs = serializers.SerializerMethodField()
+    streamAddr = serializers.JSONField(source="stream_addr")
+    load = serializers.FloatField()
+    embedded = serializers.BooleanField()
+    heartbeat = serializers.DateTimeField(source="heartbeat_at")
+
+    def get_pubs(self, node: Node) -> list[str]:
+        return [publication.id for publication in node.publications.all()]
+
+    def get_subs(self, node: Node) -> list[str]:
+        return [subscription.id for subscription in node.subscriptions.all()]
+
+
+class TokenInputSerializer(serializers.Serializer):
+    domain = serializers.CharField(max_length=64)
+    user = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    role = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    preference = serializers.DictField(required=False, child=serializers.CharField(max_length=255))

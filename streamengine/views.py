@@ -1,1 +1,241 @@
-"""streamengine views."""
+"""The stream-engine REST API (``/v1.1/stream-engine/...``): tokens, and the live state read side.
+
+Lists answer ``{total, start, data}``. Filters are key-value pairs (AND of exact matches)
+taken from the query string and, for compatibility with OWT's clients, also from a JSON
+body ``{"query": {...}}`` (the reference server reads them only from the body, even for
+GET). ``start``/``limit`` paginate. Every resource is scoped to the calling service's
+domains; another tenant's ids answer 404 as if they did not exist. Deleting a participant,
+publication or subscription acts on the live session through ``streamengine.control``.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Model, QuerySet
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from owt.errors import ApiError
+from owt.mauth import MAuthAPIView
+from streamengine import control, selectors, services
+from streamengine.exceptions import (
+    InvalidListQuery,
+    NodeNotFound,
+    ParticipantNotFound,
+    StreamNotFound,
+    SubscriptionNotFound,
+)
+from streamengine.serializers import (
+    ListQuerySerializer,
+    NodeOutputSerializer,
+    ParticipantOutputSerializer,
+    PublicationOutputSerializer,
+    SubscriptionOutputSerializer,
+    TokenInputSerializer,
+)
+
+
+def service_owner(request: Request) -> str:
+    """The domain owner the caller may see: the MAuth service's id (rooms' domains carry it)."""
+    return request.user.id
+
+
+class StateListView(MAuthAPIView):
+    """GET a list of one kind of state object with filters and pagination."""
+
+    output_serializer: type[serializers.Serializer]
+    filters: dict[str, str]
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        raise NotImplementedError
+
+    def get(self, request: Request) -> Response:
+        params = {key: request.query_params.get(key) for key in request.query_params}
+        body = request.data if isinstance(request.data, dict) else {}
+        body_query = body.get("query") or {}
+        if not isinstance(body_query, dict):
+            raise InvalidListQuery("query must be an object of key-value pairs")
+        paging = ListQuerySerializer(
+            data={key: value for key in ("start", "limit") if (value := params.pop(key, body.get(key))) is not None}
+        )
+        paging.is_valid(raise_exception=True)
+        queryset = self.queryset(owner=service_owner(request))
+        queryset = selectors.apply_filters(queryset, self.filters, params)
+        queryset = selectors.apply_filters(queryset, self.filters, body_query)
+        page = selectors.paginate(queryset, **paging.validated_data)
+        return Response(
+            {"total": page.total, "start": page.start, "data": self.output_serializer(page.items, many=True).data}
+        )
+
+
+class StateDetailView(MAuthAPIView):
+    """GET one state object of the caller's domains (404 in the OWT envelope otherwise)."""
+
+    output_serializer: type[serializers.Serializer]
+    not_found: type[ApiError]
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        raise NotImplementedError
+
+    def get_object(self, request: Request, object_id: str) -> Model:
+        found = self.queryset(owner=service_owner(request)).filter(id=object_id).first()
+        if found is None:
+            raise self.not_found()
+        return found
+
+    def get(self, request: Request, object_id: str) -> Response:
+        return Response(self.output_serializer(self.get_object(request, object_id)).data)
+
+
+class DeletableStateDetailView(StateDetailView):
+    """DELETE acts on the live session (drop, unpublish, unsubscribe) through streamengine.control."""
+
+    def delete_live(self, object_id: str) -> None:
+        raise NotImplementedError
+
+    @extend_schema(responses={200: None}, summary="Delete (drop / unpublish / unsubscribe) on the live session")
+    def delete(self, request: Request, object_id: str) -> HttpResponse:
+        self.get_object(request, object_id)
+        self.delete_live(object_id)
+        return HttpResponse(status=200)
+
+
+def list_schema(name: str, output: type[serializers.Serializer], filters: dict[str, str]):
+    filter_parameters = [OpenApiParameter(key, OpenApiTypes.STR, description="exact match") for key in filters]
+    return extend_schema_view(
+        get=extend_schema(
+            tags=["stream-engine"],
+            operation_id=f"stream_engine_{name}s_list",
+            summary=f'List {name}s (filters: query string and/or body {{"query": {{...}}}})',
+            parameters=[
+                OpenApiParameter("start", OpenApiTypes.INT, description="Offset of the first item (default 0)"),
+                OpenApiParameter("limit", OpenApiTypes.INT, description="Items per page (default 100, max 1000)"),
+                *filter_parameters,
+            ],
+            responses={
+                200: inline_serializer(
+                    name=f"{name.capitalize()}ListResult",
+                    fields={
+                        "total": serializers.IntegerField(),
+                        "start": serializers.IntegerField(),
+                        "data": output(many=True),
+                    },
+                )
+            },
+        )
+    )
+
+
+@extend_schema(tags=["stream-engine"])
+class TokenCreateView(MAuthAPIView):
+    @extend_schema(
+        request=TokenInputSerializer,
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+        examples=[
+            OpenApiExample(
+                "token request",
+                value={"domain": "5f0e0d7b2c3a4b5c6d7e8f90", "user": "alice", "role": "presenter"},
+                request_only=True,
+            )
+        ],
+        summary="Create a one-time join token for a domain (room); the body of the answer is the token",
+    )
+    def post(self, request: Request) -> HttpResponse:
+        payload = TokenInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        domain = selectors.owned_domain_get(owner=service_owner(request), domain_id=data["domain"])
+        # As in OWT, a user and role signed into the MAuth header win over the body.
+        credentials = request.auth
+        from_header = bool(credentials.user and credentials.role)
+        token = services.token_create(
+            domain_id=domain.id,
+            user=credentials.user if from_header else data.get("user", ""),
+            role=credentials.role if from_header else data.get("role", ""),
+            origin=data.get("preference"),
+        )
+        return HttpResponse(token, content_type="text/plain")
+
+
+@list_schema("participant", ParticipantOutputSerializer, selectors.PARTICIPANT_FILTERS)
+class ParticipantListView(StateListView):
+    output_serializer = ParticipantOutputSerializer
+    filters = selectors.PARTICIPANT_FILTERS
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.participant_queryset(owner=owner)
+
+
+@extend_schema(tags=["stream-engine"], responses={200: ParticipantOutputSerializer})
+class ParticipantDetailView(DeletableStateDetailView):
+    output_serializer = ParticipantOutputSerializer
+    not_found = ParticipantNotFound
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.participant_queryset(owner=owner)
+
+    def delete_live(self, object_id: str) -> None:
+        control.participant_drop(participant_id=object_id)
+
+
+@list_schema("publication", PublicationOutputSerializer, selectors.PUBLICATION_FILTERS)
+class PublicationListView(StateListView):
+    output_serializer = PublicationOutputSerializer
+    filters = selectors.PUBLICATION_FILTERS
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.publication_queryset(owner=owner)
+
+
+@extend_schema(tags=["stream-engine"], responses={200: PublicationOutputSerializer})
+class PublicationDetailView(DeletableStateDetailView):
+    output_serializer = PublicationOutputSerializer
+    not_found = StreamNotFound
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.publication_queryset(owner=owner)
+
+    def delete_live(self, object_id: str) -> None:
+        control.publication_delete(publication_id=object_id)
+
+
+@list_schema("subscription", SubscriptionOutputSerializer, selectors.SUBSCRIPTION_FILTERS)
+class SubscriptionListView(StateListView):
+    output_serializer = SubscriptionOutputSerializer
+    filters = selectors.SUBSCRIPTION_FILTERS
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.subscription_queryset(owner=owner)
+
+
+@extend_schema(tags=["stream-engine"], responses={200: SubscriptionOutputSerializer})
+class SubscriptionDetailView(DeletableStateDetailView):
+    output_serializer = SubscriptionOutputSerializer
+    not_found = SubscriptionNotFound
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.subscription_queryset(owner=owner)
+
+    def delete_live(self, object_id: str) -> None:
+        control.subscription_delete(subscription_id=object_id)
+
+
+@list_schema("node", NodeOutputSerializer, selectors.NODE_FILTERS)
+class NodeListView(StateListView):
+    output_serializer = NodeOutputSerializer
+    filters = selectors.NODE_FILTERS
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.node_queryset(owner=owner)
+
+
+@extend_schema(tags=["stream-engine"], responses={200: NodeOutputSerializer})
+class NodeDetailView(StateDetailView):
+    output_serializer = NodeOutputSerializer
+    not_found = NodeNotFound
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.node_queryset(owner=owner)

@@ -1,0 +1,239 @@
+"""End to end in a real browser: two Chromium pages join one room through the sample page.
+
+The portal runs as a real daphne process on a free loopback port with its own SQLite file
+(the embedded defaults: in-memory channel layer, media node inside the portal). The room
+and tokens come from the management REST API (MAuth, super service from
+``manage.py owt_bootstrap``). One page publishes the fake camera/microphone; the other
+joins without publishing, subscribes, and must decode video (``framesDecoded`` grows);
+the REST API must then list both participants and the stream. A screenshot of the
+subscriber page is written to ``test-artifacts/``.
+
+Run it in a loopback-only network namespace (Chromium otherwise pairs its other
+interfaces with the engine's loopback candidates; see media-engine-notes.md):
+
+    unshare -n sh -c 'ip link set lo up && python -m pytest -m browser tests/streamengine/test_browser_e2e.py'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from owt.client import ManagementClient
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        {name for _, name in socket.if_nameindex()} != {"lo"},
+        reason="needs a loopback-only network namespace: unshare -n sh -c 'ip link set lo up && python -m pytest -m browser ...'",
+    ),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def portal_env(var_dir: Path, port: int) -> dict[str, str]:
+    """The embedded defaults in a private directory: no DATABASE_URL/REDIS_URL from the caller."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CHANNEL_LAYER"}}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "owt.settings",
+            "OWT_VAR_DIR": str(var_dir),
+            "OWT_PORTAL_HOST": f"127.0.0.1:{port}",
+            "MEDIA_HOST_ADDRESSES": "127.0.0.1",
+            "ICE_SERVERS": "[]",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A daphne portal on a free port, shared by this module's tests: ``{"url", "service_id", "key"}``."""
+    tmp_path = tmp_path_factory.mktemp("portal")
+    port = free_port()
+    env = portal_env(tmp_path, port)
+    manage(env, "migrate", "--noinput")
+    bootstrap = manage(env, "owt_bootstrap")
+    service_id = re.search(r"service id: (\S+)", bootstrap)[1]
+    key = re.search(r"service key: (\S+)", bootstrap)[1]
+    log = (tmp_path / "daphne.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "owt.asgi:application"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, (tmp_path / "daphne.log").read_text()
+            try:
+                if httpx.get(f"{url}/health/", timeout=1).status_code < 500:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "daphne did not start"
+            time.sleep(0.2)
+        yield {"url": url, "service_id": service_id, "key": key, "log": tmp_path / "daphne.log"}
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def frames_decoded(page) -> int:
+    return sum(row["framesDecoded"] for row in page.evaluate("() => window.owtDemo.videoStats()"))
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def api(portal) -> Iterator[ManagementClient]:
+    with ManagementClient(portal["url"], portal["service_id"], portal["key"]) as client:
+        yield client
+
+
+def test_two_browsers_publish_and_subscribe(portal, browser, api):
+    room_id = api.create_room("browser-e2e")["id"]
+    publisher_token = api.create_token(room_id, user="alice", role="presenter")
+    viewer_token = api.create_token(room_id, user="bob", role="presenter")
+
+    publisher_context = browser.new_context()
+    viewer_context = browser.new_context(viewport={"width": 1000, "height": 900})
+    try:
+        publisher = publisher_context.new_page()
+        viewer = viewer_context.new_page()
+        console: list[str] = []
+        for page in (publisher, viewer):
+            page.on("console", lambda message: console.append(message.text))
+            page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+
+        # The publisher joins at once (autojoin) with camera and microphone.
+        publisher.goto(f"{portal['url']}/demo/?{urlencode({'token': publisher_token, 'autojoin': '1'})}")
+        publisher.wait_for_function("() => window.owtDemo && window.owtDemo.publication", timeout=30000)
+
+        # The viewer fills the form by hand: no publishing, just join.
+        viewer.goto(f"{portal['url']}/demo/")
+        viewer.fill("#token", viewer_token)
+        viewer.uncheck("#publish-audio")
+        viewer.uncheck("#publish-video")
+        viewer.click("#join")
+        viewer.wait_for_function("() => window.owtDemo.subscriptions.size === 1", timeout=30000)
+
+        wait_until(lambda: frames_decoded(viewer) > 0, 30, f"first decoded frame; page log: {console}")
+        first = frames_decoded(viewer)
+        wait_until(lambda: frames_decoded(viewer) >= first + 30, 30, "frames to keep decoding")
+        stats = viewer.evaluate("() => window.owtDemo.videoStats()")
+        assert stats[0]["frameWidth"] > 0 and stats[0]["frameHeight"] > 0
+        assert viewer.evaluate("() => window.owtDemo.errors") == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        viewer.screenshot(path=str(ARTIFACTS / "subscriber.png"), full_page=True)
+        # The participant list on the viewer page shows both people.
+        viewer.wait_for_function("() => document.querySelectorAll('#participants li').length === 2")
+
+        participants = api.request("GET", f"/v1/rooms/{room_id}/participants")
+        assert sorted(p["user"] for p in participants) == ["alice", "bob"]
+        publisher_id = publisher.evaluate("() => window.owtDemo.client.info.id")
+        streams = api.request("GET", f"/v1.1/rooms/{room_id}/streams")
+        assert [s["id"] for s in streams] == [publisher.evaluate("() => window.owtDemo.publication.id")]
+        assert streams[0]["info"]["owner"] == publisher_id
+        assert streams[0]["media"]["video"]["status"] == "active"
+        assert {"audio", "video"} <= set(streams[0]["media"])
+
+        # Mute from the publisher page: the REST API and the viewer both see it.
+        publisher.click("#local button[data-kind=video]")
+        viewer.wait_for_function(
+            "() => [...document.querySelectorAll('#log div')].some(d => d.textContent.includes('video.status'))"
+        )
+        stream = api.request("GET", f"/v1/rooms/{room_id}/streams/{streams[0]['id']}")
+        assert stream["media"]["video"]["status"] == "inactive"
+
+    finally:
+        publisher_context.close()
+        viewer_context.close()
+
+
+def test_reused_token_and_rest_drop_reach_the_page(portal, browser, api):
+    room_id = api.create_room("browser-drop")["id"]
+    token = api.create_token(room_id, user="carol", role="viewer")
+    context = browser.new_context()
+    try:
+        first, second = context.new_page(), context.new_page()
+        for page in (first, second):
+            page.goto(f"{portal['url']}/demo/?{urlencode({'token': token, 'autojoin': '1'})}")
+        first.wait_for_function("() => document.body.dataset.status === 'joined'")
+        # The token is one-time: the second page's login is refused with the server's reason.
+        second.wait_for_function("() => document.body.dataset.status === 'failed'")
+        assert "already used" in second.evaluate("() => window.owtDemo.errors.join(' ')")
+        # A viewer may not publish: the page reports the refusal and stays in the room.
+        first.wait_for_function("() => window.owtDemo.errors.some(e => e.includes('unauthorized'))")
+
+        (participant,) = api.request("GET", f"/v1/rooms/{room_id}/participants")
+        assert participant["user"] == "carol"
+        api.request("DELETE", f"/v1/rooms/{room_id}/participants/{participant['id']}")
+        first.wait_for_function("() => document.body.dataset.status === 'dropped'")
+        assert api.request("GET", f"/v1/rooms/{room_id}/participants") == []
+    finally:
+        context.close()
