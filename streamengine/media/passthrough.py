@@ -22,6 +22,7 @@ import asyncio
 import fractions
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 
@@ -111,6 +112,19 @@ class FrameTap(queue.Queue):
         super().__init__()
         self.on_frame = on_frame
         self.decode = False
+
+    def get(self, block: bool = True, timeout: float | None = None):
+        """The receiver's decoder thread reads here. It is not a daemon thread: if the process
+        exits without closing the peer connection (a server stopped by SIGTERM), wake it up
+        with end-of-stream once the main thread has finished, so the interpreter can exit."""
+        while True:
+            try:
+                return super().get(block, 1.0 if block and timeout is None else timeout)
+            except queue.Empty:
+                if not block or timeout is not None:
+                    raise
+                if not threading.main_thread().is_alive():
+                    return None
 
     def put(self, item, block: bool = True, timeout: float | None = None) -> None:
         if item is None:

@@ -303,3 +303,33 @@ async def test_trickled_candidates_are_accepted_and_junk_is_not_fatal(signaling_
         ready = await client.wait_for("progress", lambda d: d.get("sessionId") == ack["id"], timeout=15)
         assert ready["status"] == "ready"
         await pc.close()
+
+
+def write_test_video(path, seconds: int = 3) -> None:
+    """A small VP8/WebM file made with PyAV (no audio)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libvpx", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for index in range(30 * seconds):
+            frame = av.VideoFrame(320, 240, "yuv420p")
+            frame.planes[0].update(bytes([(index * 8 + x) % 256 for x in range(320)]) * 240)
+            frame.planes[1].update(bytes([128]) * (160 * 120))
+            frame.planes[2].update(bytes([128]) * (160 * 120))
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+async def test_publish_a_file(signaling_url, room, token, tmp_path):
+    path = tmp_path / "clip.webm"
+    write_test_video(path)
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        await alice.join(await token(domain))
+        await bob.join(await token(domain))
+        publication = await alice.publish_file(str(path))
+        subscription = await bob.subscribe(publication.id, audio=False)
+        frames = await frames_of(subscription.tracks["video"], 5)
+        assert {(f.width, f.height) for f in frames} == {(320, 240)}
