@@ -49,16 +49,25 @@ def notify_participant(participant_id: str, event: str, data: object) -> None:
 
 
 def participant_drop(*, participant_id: str) -> None:
-    """The client gets ``drop`` and is disconnected; its consumer then cleans up (``participant_left``)."""
-    if not Participant.objects.filter(id=participant_id).exists():
+    """The client gets ``drop`` and is disconnected; the participant is gone when this returns.
+
+    The state is removed here, not left to the consumer's later clean-up, so a REST
+    ``DELETE`` followed by a list never shows the dropped participant.
+    """
+    participant = Participant.objects.filter(id=participant_id).first()
+    if participant is None:
         raise ParticipantNotFound()
     _group_send(f"participant.{participant_id}", {"type": "engine.drop"})
+    participant_left(participant_id=participant_id, domain_id=participant.domain_id)
 
 
 def participant_left(*, participant_id: str, domain_id: str) -> None:
-    """A participant's signaling ended: close its transports, remove it, tell the room."""
+    """A participant's signaling ended: close its transports, remove it, tell the room (once)."""
     node_command(domain_id, {"type": "node.participant.leave", "participant": participant_id})
-    for publication_id in services.participant_leave(participant_id=participant_id):
+    publication_ids = services.participant_leave(participant_id=participant_id)
+    if publication_ids is None:
+        return  # already removed (dropped through REST, or a dead node's clean-up)
+    for publication_id in publication_ids:
         notify_domain(domain_id, "stream", {"id": publication_id, "status": "remove"}, gate="streamChange")
     notify_domain(domain_id, "participant", {"action": "leave", "data": participant_id}, gate="participantActivities")
 

@@ -128,12 +128,12 @@ def participant_join(
         )
 
 
-def participant_leave(*, participant_id: str) -> list[str]:
-    """Remove the participant and its sessions; returns the ids of its publications."""
+def participant_leave(*, participant_id: str) -> list[str] | None:
+    """Remove the participant and its sessions; returns the ids of its publications (None if already gone)."""
     with transaction.atomic():
         participant = Participant.objects.filter(id=participant_id).first()
         if participant is None:
-            return []
+            return None
         publication_ids = list(participant.publications.values_list("id", flat=True))
         # Others' subscriptions to its streams end with them (the node closes their transports).
         Subscription.objects.filter(domain_id=participant.domain_id, info__from__in=publication_ids).delete()
