@@ -38,29 +38,44 @@ class Portal:
 def manage(env: dict, *args: str) -> str:
     """Run ``manage.py ARGS`` with ``env``; returns its standard output."""
     completed = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
+    if completed.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} exited {completed.returncode}: {completed.stderr[-2000:]}")
     return completed.stdout
 
 
+# What makes a portal share the caller's services instead of running on embedded defaults.
+SHARED_SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "CHANNEL_LAYER",
+    "CHANNEL_REDIS_URL",
+)
+
+
 def portal_env(var_dir: Path | None = None, **overrides: str) -> dict:
-    """The environment of a child portal: this one's, plus its own var dir (and SQLite file) if given."""
+    """The environment of a child portal: this one's or, given ``var_dir``, the embedded defaults
+    in that directory (its own SQLite file, broker folder and in-process channel layer)."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "owt.settings", "LOG_LEVEL": "WARNING"}
     if var_dir is not None:
         env["OWT_VAR_DIR"] = str(var_dir)
-        env.pop("DATABASE_URL", None)  # its own SQLite file under var_dir, not the caller's database
+        for name in SHARED_SERVICE_VARIABLES:
+            env.pop(name, None)
     env.update(overrides)
     return env
 
 
 @contextmanager
 def running_portal(
-    env: dict, *, migrate: bool = True, log_path: Path | None = None, timeout: float = 60
+    env: dict, *, migrate: bool = True, port: int | None = None, log_path: Path | None = None, timeout: float = 60
 ) -> Iterator[Portal]:
-    """Start daphne with ``env`` on a free 127.0.0.1 port and yield it once ``/health/`` answers."""
+    """Start daphne with ``env`` on 127.0.0.1 (a free port unless given) and yield it once ``/health/`` answers."""
     if migrate:
         manage(env, "migrate", "--noinput", "-v0")
-    port = free_port()
+    port = port or free_port()
     log = log_path.open("wb") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "owt.asgi:application"],

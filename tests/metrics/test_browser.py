@@ -26,11 +26,6 @@ from owt.localserver import free_port, manage, portal_env, running_portal
 pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).resolve().parent
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-default-apps",
-]  # fmt: skip
 SAMPLES = 4
 
 SETUP = """
@@ -75,89 +70,85 @@ def rows(db: Path, sql: str, *args) -> list[tuple]:
         return connection.execute(sql, args).fetchall()
 
 
-def test_browser_call_lands_in_the_api(server, page_origin):
-    from playwright.sync_api import sync_playwright
+def test_browser_call_lands_in_the_api(server, page_origin, chromium):
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(
+            f"{page_origin}/browser_call.html?api={server['base']}/metrics/v1&key={server['api_key']}&samples={SAMPLES}"
+        )
+        result = page.evaluate("window.result")
+        assert result["ok"], result.get("error")
+        ids = result["value"]
+        assert ids["interval"] == 1000  # the app's interval, as an integer
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(
-                f"{page_origin}/browser_call.html?api={server['base']}/metrics/v1&key={server['api_key']}&samples={SAMPLES}"
+        db = server["db"]
+        ((conference_id, ongoing, duration),) = rows(db, "SELECT id, ongoing, duration FROM metrics_conference")
+        assert not ongoing and duration > 0
+        assert rows(db, "SELECT count(*) FROM metrics_session WHERE end_time IS NOT NULL") == [(2,)]
+        connections = rows(
+            db, "SELECT id, state, type, connection_info, end_time FROM metrics_connection ORDER BY created_at"
+        )
+        assert len(connections) == 2
+        for connection_id, state, kind, info, end_time in connections:
+            info = json.loads(info)
+            assert state == "connected" and info["established"] is True and end_time is not None
+            assert kind == "h"  # loopback host candidates, from the stats' selected pair
+            assert info["negotiations"][0]["status"] in ("connected", "stable")
+            stats = rows(
+                db, "SELECT data FROM metrics_genericevent WHERE category='S' AND connection_id=?", connection_id
             )
-            result = page.evaluate("window.result")
-            assert result["ok"], result.get("error")
-            ids = result["value"]
-            assert ids["interval"] == 1000  # the app's interval, as an integer
-
-            db = server["db"]
-            ((conference_id, ongoing, duration),) = rows(db, "SELECT id, ongoing, duration FROM metrics_conference")
-            assert not ongoing and duration > 0
-            assert rows(db, "SELECT count(*) FROM metrics_session WHERE end_time IS NOT NULL") == [(2,)]
-            connections = rows(
-                db, "SELECT id, state, type, connection_info, end_time FROM metrics_connection ORDER BY created_at"
+            assert len(stats) == SAMPLES
+            last = json.loads(stats[-1][0])
+            assert last["connection"]["state"] == "succeeded"
+            assert (
+                last["audio"]["inbound"][0]["packetsReceived"] > 0 and last["video"]["inbound"][0]["framesDecoded"] > 0
             )
-            assert len(connections) == 2
-            for connection_id, state, kind, info, end_time in connections:
-                info = json.loads(info)
-                assert state == "connected" and info["established"] is True and end_time is not None
-                assert kind == "h"  # loopback host candidates, from the stats' selected pair
-                assert info["negotiations"][0]["status"] in ("connected", "stable")
-                stats = rows(
-                    db, "SELECT data FROM metrics_genericevent WHERE category='S' AND connection_id=?", connection_id
+            assert last["audio"]["outbound"][0]["track"]["type"] == "media-source"
+            types = {
+                t
+                for (t,) in rows(
+                    db,
+                    "SELECT type FROM metrics_genericevent WHERE category='C' AND connection_id=?",
+                    connection_id,
                 )
-                assert len(stats) == SAMPLES
-                last = json.loads(stats[-1][0])
-                assert last["connection"]["state"] == "succeeded"
-                assert (
-                    last["audio"]["inbound"][0]["packetsReceived"] > 0
-                    and last["video"]["inbound"][0]["framesDecoded"] > 0
-                )
-                assert last["audio"]["outbound"][0]["track"]["type"] == "media-source"
-                types = {
-                    t
-                    for (t,) in rows(
-                        db,
-                        "SELECT type FROM metrics_genericevent WHERE category='C' AND connection_id=?",
-                        connection_id,
-                    )
-                }
-                assert {
-                    "addConnection",
-                    "peerDetails",
-                    "onicecandidate",
-                    "onsignalingstatechange",
-                    "onconnectionstatechange",
-                } <= types
-            assert sorted(rows(db, "SELECT kind, direction FROM metrics_track")) == sorted(
-                [("a", "o"), ("v", "o")] * 2 + [("a", "i"), ("v", "i")] * 2
-            )
-            muted = rows(db, "SELECT track_info FROM metrics_track WHERE direction='o' AND kind='a'")
-            assert sorted(json.loads(info).get("muted") for (info,) in muted) == [False, True]
-            issues = {code for (code,) in rows(db, "SELECT code FROM metrics_issue")}
-            assert not issues & {
-                "connection_failed",
-                "ice_failed",
-                "no_connection",
-                "no_media_access",
-                "getusermedia_error",
             }
-            ((summary,),) = rows(db, "SELECT data FROM metrics_summary WHERE conference_id=?", conference_id)
-            summary = json.loads(summary)
-            assert len(summary["connections"]) == 2
-            for connection in summary["connections"]:
-                assert len(connection["samples"]) == SAMPLES
-                assert all(sample["bitrate_in"] > 0 for sample in connection["samples"][1:])
-                assert connection["averages"]["audio_mos"] is not None
+            assert {
+                "addConnection",
+                "peerDetails",
+                "onicecandidate",
+                "onsignalingstatechange",
+                "onconnectionstatechange",
+            } <= types
+        assert sorted(rows(db, "SELECT kind, direction FROM metrics_track")) == sorted(
+            [("a", "o"), ("v", "o")] * 2 + [("a", "i"), ("v", "i")] * 2
+        )
+        muted = rows(db, "SELECT track_info FROM metrics_track WHERE direction='o' AND kind='a'")
+        assert sorted(json.loads(info).get("muted") for (info,) in muted) == [False, True]
+        issues = {code for (code,) in rows(db, "SELECT code FROM metrics_issue")}
+        assert not issues & {
+            "connection_failed",
+            "ice_failed",
+            "no_connection",
+            "no_media_access",
+            "getusermedia_error",
+        }
+        ((summary,),) = rows(db, "SELECT data FROM metrics_summary WHERE conference_id=?", conference_id)
+        summary = json.loads(summary)
+        assert len(summary["connections"]) == 2
+        for connection in summary["connections"]:
+            assert len(connection["samples"]) == SAMPLES
+            assert all(sample["bitrate_in"] > 0 for sample in connection["samples"][1:])
+            assert connection["averages"]["audio_mos"] is not None
 
-            # The dashboard draws it for a logged-in member.
-            page.goto(f"{server['base']}/metrics/v1/dashboard")
-            page.fill("input[name=username]", "viewer")
-            page.fill("input[name=password]", "pw")
-            page.click("button[type=submit]")
-            page.click("tr.conference")
-            page.wait_for_selector("#charts polyline[data-series]", timeout=20000)
-            assert page.locator("#participants li").count() == 2
-            assert page.locator("#charts svg").count() == 7
-        finally:
-            browser.close()
+        # The dashboard draws it for a logged-in member.
+        page.goto(f"{server['base']}/metrics/v1/dashboard")
+        page.fill("input[name=username]", "viewer")
+        page.fill("input[name=password]", "pw")
+        page.click("button[type=submit]")
+        page.click("tr.conference")
+        page.wait_for_selector("#charts polyline[data-series]", timeout=20000)
+        assert page.locator("#participants li").count() == 2
+        assert page.locator("#charts svg").count() == 7
+    finally:
+        context.close()

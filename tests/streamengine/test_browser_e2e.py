@@ -16,20 +16,16 @@ interfaces with the engine's loopback candidates; see media-engine-notes.md):
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 
 from owt.client import ManagementClient
+from owt.localserver import ROOT, free_port, manage, portal_env, running_portal
 
 pytestmark = [
     pytest.mark.browser,
@@ -39,52 +35,7 @@ pytestmark = [
     ),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def portal_env(var_dir: Path, port: int) -> dict[str, str]:
-    """The embedded defaults in a private directory: no DATABASE_URL/REDIS_URL from the caller."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CHANNEL_LAYER"}}
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "owt.settings",
-            "OWT_VAR_DIR": str(var_dir),
-            "OWT_PORTAL_HOST": f"127.0.0.1:{port}",
-            "MEDIA_HOST_ADDRESSES": "127.0.0.1",
-            "ICE_SERVERS": "[]",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -92,40 +43,20 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A daphne portal on a free port, shared by this module's tests: ``{"url", "service_id", "key"}``."""
     tmp_path = tmp_path_factory.mktemp("portal")
     port = free_port()
-    env = portal_env(tmp_path, port)
+    env = portal_env(
+        tmp_path,
+        OWT_PORTAL_HOST=f"127.0.0.1:{port}",
+        MEDIA_HOST_ADDRESSES="127.0.0.1",
+        ICE_SERVERS="[]",
+        PYTHONUNBUFFERED="1",
+    )
     manage(env, "migrate", "--noinput")
     bootstrap = manage(env, "owt_bootstrap")
     service_id = re.search(r"service id: (\S+)", bootstrap)[1]
     key = re.search(r"service key: (\S+)", bootstrap)[1]
-    log = (tmp_path / "daphne.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "owt.asgi:application"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, (tmp_path / "daphne.log").read_text()
-            try:
-                if httpx.get(f"{url}/health/", timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "daphne did not start"
-            time.sleep(0.2)
-        yield {"url": url, "service_id": service_id, "key": key, "log": tmp_path / "daphne.log"}
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+    log = tmp_path / "daphne.log"
+    with running_portal(env, migrate=False, port=port, log_path=log) as running:
+        yield {"url": running.url, "service_id": service_id, "key": key, "log": log}
 
 
 def frames_decoded(page) -> int:
@@ -139,29 +70,19 @@ def wait_until(check, timeout: float, what: str) -> None:
         time.sleep(0.25)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def api(portal) -> Iterator[ManagementClient]:
     with ManagementClient(portal["url"], portal["service_id"], portal["key"]) as client:
         yield client
 
 
-def test_two_browsers_publish_and_subscribe(portal, browser, api):
+def test_two_browsers_publish_and_subscribe(portal, chromium, api):
     room_id = api.create_room("browser-e2e")["id"]
     publisher_token = api.create_token(room_id, user="alice", role="presenter")
     viewer_token = api.create_token(room_id, user="bob", role="presenter")
 
-    publisher_context = browser.new_context()
-    viewer_context = browser.new_context(viewport={"width": 1000, "height": 900})
+    publisher_context = chromium.new_context()
+    viewer_context = chromium.new_context(viewport={"width": 1000, "height": 900})
     try:
         publisher = publisher_context.new_page()
         viewer = viewer_context.new_page()
@@ -215,10 +136,10 @@ def test_two_browsers_publish_and_subscribe(portal, browser, api):
         viewer_context.close()
 
 
-def test_reused_token_and_rest_drop_reach_the_page(portal, browser, api):
+def test_reused_token_and_rest_drop_reach_the_page(portal, chromium, api):
     room_id = api.create_room("browser-drop")["id"]
     token = api.create_token(room_id, user="carol", role="viewer")
-    context = browser.new_context()
+    context = chromium.new_context()
     try:
         first, second = context.new_page(), context.new_page()
         for page in (first, second):
