@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from streamengine import demo_views
+from conference import demo_views
 
 app_name = "demo"
 urlpatterns = [

@@ -62,7 +62,7 @@ def quick_demo_only(view):
 def join_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
-        "streamengine/demo/join.html",
+        "conference/demo/join.html",
         {"token": request.GET.get("token", ""), "config": page_config(request)},
     )
 
@@ -92,7 +92,7 @@ def quick_join(request: HttpRequest, room_id: str) -> HttpResponse:
             secure=request.is_secure(),
         )
     except ApiError as exc:
-        return render(request, "streamengine/demo/quick.html", {"error": exc.message}, status=exc.status)
+        return render(request, "conference/demo/quick.html", {"error": exc.message}, status=exc.status)
     return HttpResponseRedirect(f"{reverse('demo:join')}?{urlencode({'token': token, 'autojoin': '1'})}")
 
 
@@ -101,12 +101,12 @@ def quick_join(request: HttpRequest, room_id: str) -> HttpResponse:
 def quick_page(request: HttpRequest) -> HttpResponse:
     """GET: a form; POST: create a room (default settings) and show links that join it."""
     if request.method == "GET":
-        return render(request, "streamengine/demo/quick.html", {})
+        return render(request, "conference/demo/quick.html", {})
     name = request.POST.get("name", "").strip() or "Quick demo"
     try:
         room = conference_services.room_create(service=demo_service(), name=name, options={})
     except ApiError as exc:
-        return render(request, "streamengine/demo/quick.html", {"error": exc.message}, status=exc.status)
+        return render(request, "conference/demo/quick.html", {"error": exc.message}, status=exc.status)
     join_url = request.build_absolute_uri(reverse("demo:quick-join", args=[room.id]))
     roles = [role.get("role") for role in room.config.get("roles", []) if role.get("role")]
-    return render(request, "streamengine/demo/quick.html", {"room": room, "join_url": join_url, "roles": roles})
+    return render(request, "conference/demo/quick.html", {"room": room, "join_url": join_url, "roles": roles})

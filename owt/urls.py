@@ -19,7 +19,7 @@ urlpatterns = [
     path("egress/", include("egress.urls")),
     path("metrics/v1/", include("metrics.urls")),
     path("portal/", include("portal_stats.urls")),
-    path("demo/", include("streamengine.demo_urls")),
+    path("demo/", include("conference.demo_urls")),
 ]
 
 handler404 = "owt.errors.not_found_view"
