@@ -35,6 +35,7 @@ from streamengine.media.sfu import SFU
 logger = logging.getLogger(__name__)
 
 MISSED_HEARTBEATS = 3
+STOP_TIMEOUT_SECONDS = 2.0
 
 
 def stale_after() -> float:
@@ -96,7 +97,13 @@ class MediaNode:
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Bounded: a receive cancelled inside channels_redis can stay blocked in its
+        # BZPOPMIN (seen in tests); a stopping node must not hang on it.
+        _, pending = await asyncio.wait(self.tasks, timeout=STOP_TIMEOUT_SECONDS)
+        if pending:
+            logger.warning(
+                "media node %s: %d loop(s) still stopping after %ss", self.id, len(pending), STOP_TIMEOUT_SECONDS
+            )
         for task in self.negotiations:
             task.cancel()
         await self.sfu.close()

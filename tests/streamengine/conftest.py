@@ -12,7 +12,7 @@ import copy
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 
 from streamengine import services
 
@@ -72,9 +72,15 @@ async def signaling_url(settings, transactional_db):
     from streamengine.node import stop_embedded_node
 
     use_host_addresses(["127.0.0.1"])  # the test's aiortc clients share the process
+    # Each test has its own event loop; a Redis channel layer made in an earlier loop holds
+    # locks and connections bound to it, so every test gets a fresh layer object.
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
     async with serve_asgi(application) as base:
         yield f"{base}/ws/signaling/"
         await stop_embedded_node()
     layer = get_channel_layer()
     await layer.flush()
+    if hasattr(layer, "close_pools"):
+        await layer.close_pools()
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
     use_host_addresses([])
