@@ -27,6 +27,15 @@ async def frames_of(track, count: int, timeout: float = 10.0) -> list:
         return [await track.recv() for _ in range(count)]
 
 
+async def assert_forwarding_stopped(frames: asyncio.Queue) -> None:
+    """Once the frames already in flight have drained, no new frame arrives."""
+    await asyncio.sleep(0.3)
+    while not frames.empty():
+        frames.get_nowait()
+    await asyncio.sleep(0.5)
+    assert frames.empty()
+
+
 async def resumes_at_keyframe(frames: asyncio.Queue) -> bool:
     """After a pause the next frames start at a keyframe. The receiver's jitter buffer
     releases the last frame from before the pause only when the next packet arrives,
@@ -107,11 +116,7 @@ async def test_mute_unmute_notifies_and_stops_forwarding(signaling_url, room, to
         }
         stored = await database_sync_to_async(Publication.objects.get)(id=publication.id)
         assert stored.media["tracks"][0]["status"] == "inactive"
-        await asyncio.sleep(0.3)  # frames in flight drain
-        while not subscription.frames.empty():
-            subscription.frames.get_nowait()
-        await asyncio.sleep(0.5)
-        assert subscription.frames.empty()
+        await assert_forwarding_stopped(subscription.frames)
 
         await alice.stream_control(publication.id, "play", "video")
         update = await bob.wait_for("stream", lambda d: d["status"] == "update")
@@ -132,11 +137,7 @@ async def test_subscription_pause_play(signaling_url, room, token):
         subscription = await bob.subscribe(publication.id, audio=False, encoded=True)
         await asyncio.wait_for(subscription.frames.get(), 10)
         await bob.subscription_control(subscription.id, "pause", "video")
-        await asyncio.sleep(0.3)
-        while not subscription.frames.empty():
-            subscription.frames.get_nowait()
-        await asyncio.sleep(0.5)
-        assert subscription.frames.empty()
+        await assert_forwarding_stopped(subscription.frames)
         await bob.subscription_control(subscription.id, "play", "video")
         assert await resumes_at_keyframe(subscription.frames)
 
