@@ -1,7 +1,7 @@
 """Management resources over the live engine: a room's participants and streams (spec 5.2, 5.3).
 
 Reads come from the engine's live state (the room's domain); changes act on the live
-sessions through ``streamengine.control`` (permission updates reach the participant's
+sessions through the engine write API (``streamengine.services``) (permission updates reach the participant's
 signaling consumer, DELETE sends ``drop``, stream status mutes/unmutes the track). Streams
 render in the v1.0 form under ``/v1/`` and in the v1.1 form under ``/v1.1/``.
 """
@@ -26,8 +26,8 @@ from conference.live_serializers import (
 from conference.models import Room
 from conference.selectors import room_get
 from owt.mauth import MAuthAPIView
-from streamengine import control
 from streamengine import selectors as engine_selectors
+from streamengine import services as engine
 from streamengine.exceptions import ParticipantNotFound, StreamNotFound
 from streamengine.models import Participant, Publication
 
@@ -116,14 +116,14 @@ class ParticipantDetailView(LiveRoomView):
     def patch(self, request: Request, version: str, room_id: str, participant_id: str) -> Response:
         participant = participant_in(self.room(request, room_id), participant_id)
         permission = permission_apply(participant.permission, permission_changes(request.data))
-        control.participant_update_permission(participant_id=participant.id, permission=permission)
+        engine.participant_update_permission(participant_id=participant.id, permission=permission)
         participant.refresh_from_db()
         return Response(LiveParticipantSerializer(participant).data)
 
     @extend_schema(responses={200: None}, summary="Drop the participant (the client gets `drop`)")
     def delete(self, request: Request, version: str, room_id: str, participant_id: str) -> HttpResponse:
         participant = participant_in(self.room(request, room_id), participant_id)
-        control.participant_drop(participant_id=participant.id)
+        engine.participant_drop(participant_id=participant.id)
         return HttpResponse(status=200)
 
 
@@ -155,14 +155,14 @@ class StreamDetailView(LiveRoomView):
         labels = [view.get("label", "common") for view in publication.domain.config.get("views") or []]
         for change, target, value in stream_changes(request.data, view_labels=labels):
             if change == "status":
-                control.publication_set_track_status(publication_id=publication.id, kinds={target}, status=value)
+                engine.publication_set_track_status(publication_id=publication.id, kinds={target}, status=value)
             else:
-                control.publication_update_in_views(publication_id=publication.id, view=target, add=value)
+                engine.publication_update_in_views(publication_id=publication.id, view=target, add=value)
         publication.refresh_from_db()
         return Response(render_stream(publication, version))
 
     @extend_schema(responses={200: None}, summary="Unpublish the stream")
     def delete(self, request: Request, version: str, room_id: str, stream_id: str) -> HttpResponse:
         publication = stream_in(self.room(request, room_id), stream_id)
-        control.publication_delete(publication_id=publication.id)
+        engine.publication_delete(publication_id=publication.id)
         return HttpResponse(status=200)

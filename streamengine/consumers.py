@@ -1,14 +1,16 @@
 """The signaling consumer: OWT client-portal protocol 1.2 over JSON WebSocket frames.
 
-Wire format: docs/signaling.md. Handlers take the request's ``data`` and return the ack
-data, or raise :class:`SignalingError` / a service ``ApiError`` whose message becomes
-the ``error`` ack. A socket.io adapter can later call :meth:`SignalingConsumer.dispatch`.
+Protocol translation only: a request frame is checked and turned into a call of the
+engine's write API (``services``, awaited with ``acall``); the platform's messages
+(``protocol``) become notifications. Wire format: docs/signaling.md. Handlers take the
+request's ``data`` and return the ack data, or raise :class:`SignalingError` / a service
+``ApiError`` whose message becomes the ``error`` ack. Another framing (socket.io) can call
+:meth:`SignalingConsumer.dispatch_request`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -18,8 +20,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from owt.errors import ApiError
-from streamengine import control, selectors, services
-from streamengine.node import ensure_embedded_node, ensure_watchdog, media_accept, stale_after
+from streamengine import lifecycle, protocol, selectors, services
+from streamengine.node import ensure_embedded_node, ensure_watchdog
 from streamengine.reconnection import RECONNECTING_SDKS, Parked, parked_take, ticket_issue, ticket_verify
 
 logger = logging.getLogger(__name__)
@@ -38,8 +40,8 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _kinds(value: object) -> set[str]:
-    _require(value in control.KINDS, "Invalid track kind")
-    return control.KINDS[value]  # type: ignore[index]
+    _require(value in services.KINDS, "Invalid track kind")
+    return services.KINDS[value]  # type: ignore[index]
 
 
 def _tracks(media: object, *, subscribe: bool) -> list[dict]:
@@ -70,13 +72,28 @@ def _transport(data: dict) -> None:
     _require(not transport.get("id"), "Transport reuse is not supported; omit transport.id")
 
 
+def _session_id(data: object) -> str:
+    session_id = data.get("id") if isinstance(data, dict) else None
+    _require(isinstance(session_id, str) and bool(session_id), "Invalid id")
+    return session_id
+
+
 class SignalingConsumer(AsyncWebsocketConsumer):
     participant_id: str | None = None
     domain_id: str | None = None
-    node_channel: str = ""
     # Reconnection enabled for this client (its SDK reconnects) and not ended on purpose.
     reconnect = False
     leaving = False
+
+    async def __call__(self, scope, receive, send) -> None:
+        lifecycle.track_connection()
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # The server is stopping (``lifecycle.shutdown``): leave now, no parking.
+            self.leaving = True
+            await self.disconnect(1001)
+            raise
 
     async def connect(self) -> None:
         await self.accept()
@@ -96,24 +113,19 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         if self.participant_id is None:
             return
         participant_id, domain_id, self.participant_id = self.participant_id, self.domain_id, None
-        await self.channel_layer.group_discard(f"domain.{domain_id}", self.channel_name)
-        await self.channel_layer.group_discard(f"participant.{participant_id}", self.channel_name)
+        for group in (protocol.domain_group(domain_id), protocol.participant_group(participant_id)):
+            await self.channel_layer.group_discard(group, self.channel_name)
 
         async def leave() -> None:
-            await database_sync_to_async(control.participant_left)(participant_id=participant_id, domain_id=domain_id)
+            await services.participant_left.acall(participant_id=participant_id)
 
         if self.reconnect and not self.leaving:
             # The socket dropped: keep the participant and its media for a relogin.
-            parked = Parked(participant_id, domain_id, self.node_channel, leave)
+            parked = Parked(participant_id, domain_id, leave)
             await parked.start()
-            await self._move_replies(participant_id, parked.channel)
+            await services.participant_set_portal.acall(participant_id=participant_id, portal=parked.channel)
         else:
             await leave()
-
-    async def _move_replies(self, participant_id: str, channel: str) -> None:
-        await self.channel_layer.send(
-            self.node_channel, {"type": "node.participant.reply", "participant": participant_id, "reply": channel}
-        )
 
     # --- frames ---------------------------------------------------------------------
 
@@ -183,43 +195,23 @@ class SignalingConsumer(AsyncWebsocketConsumer):
             isinstance(sdk, dict) and bool(sdk.get("type")) and bool(sdk.get("version")), "User agent info is incorrect"
         )
         _require(isinstance(data.get("token"), str), "Invalid token")
-        participant = await database_sync_to_async(services.participant_join)(
+        participant = await services.participant_join.acall(
             token_string=data["token"],
             participant_id=uuid.uuid4().hex,
             portal=self.channel_name,
             user_agent=agent,
             protocol=data["protocol"],
+            only_node=self.only_node,
         )
-        try:
-            node = await database_sync_to_async(services.domain_place)(
-                domain_id=participant.domain_id, stale_after=stale_after(), only=self.only_node
-            )
-        except ApiError:
-            await database_sync_to_async(services.participant_leave)(participant_id=participant.id)
-            raise
-        self.participant_id, self.domain_id, self.node_channel = (
-            participant.id,
-            participant.domain_id,
-            node.channel_name,
-        )
+        self.participant_id, self.domain_id = participant.id, participant.domain_id
         self.login_timer.cancel()
-        await self.channel_layer.group_add(f"domain.{self.domain_id}", self.channel_name)
-        await self.channel_layer.group_add(f"participant.{participant.id}", self.channel_name)
+        for group in (protocol.domain_group(self.domain_id), protocol.participant_group(participant.id)):
+            await self.channel_layer.group_add(group, self.channel_name)
         result = await database_sync_to_async(self._login_result)(participant)
         self.reconnect = sdk["type"] in RECONNECTING_SDKS
         if self.reconnect:
             result["reconnectionTicket"] = ticket_issue(participant.id)
-
-        async def announce() -> None:
-            await database_sync_to_async(control.notify_domain)(
-                self.domain_id,
-                "participant",
-                {"action": "join", "data": selectors.participant_brief(participant)},
-                exclude=participant.id,
-                gate="participantActivities",
-            )
-
-        return result, announce
+        return result
 
     def _login_result(self, participant) -> dict:
         domain = participant.domain
@@ -245,15 +237,12 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         parked = parked_take(participant_id)
         _require(parked is not None, "Participant early left")
         await parked.stop()
-        await database_sync_to_async(services.participant_set_portal)(
-            participant_id=participant_id, portal=self.channel_name
-        )
-        self.participant_id, self.domain_id, self.node_channel = participant_id, parked.domain_id, parked.node_channel
+        await services.participant_set_portal.acall(participant_id=participant_id, portal=self.channel_name)
+        self.participant_id, self.domain_id = participant_id, parked.domain_id
         self.reconnect = True
         self.login_timer.cancel()
         for group in parked.groups:
             await self.channel_layer.group_add(group, self.channel_name)
-        await self._move_replies(participant_id, self.channel_name)
         return {"ticket": ticket_issue(participant_id), "messages": parked.messages}
 
     async def on_refresh_ticket(self, data: object):
@@ -269,68 +258,28 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         _require(data.get("media") is not None, "Data-only publications are not supported")
         tracks = _tracks(data.get("media"), subscribe=False)
         _transport(data)
-        attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
-        publication_id = uuid.uuid4().hex
-        await database_sync_to_async(services.publication_create)(
+        publication = await services.publication_create.acall(
             participant_id=self.participant_id,
-            publication_id=publication_id,
+            publication_id=uuid.uuid4().hex,
             tracks=tracks,
-            attributes=attributes,
-            transport_id=publication_id,
+            attributes=data.get("attributes") if isinstance(data.get("attributes"), dict) else {},
         )
-        domain = await database_sync_to_async(selectors.domain_get)(domain_id=self.domain_id)
-        await self.channel_layer.send(
-            self.node_channel,
-            {
-                "type": "node.publish",
-                "session": publication_id,
-                "participant": self.participant_id,
-                "reply": self.channel_name,
-                "tracks": tracks,
-                "accept": {k: sorted(v) for k, v in media_accept(domain.config).items()},
-            },
-        )
-        return {"id": publication_id, "transportId": publication_id}
+        return {"id": publication.id, "transportId": publication.transport_id}
 
     async def on_subscribe(self, data: object):
         _require(isinstance(data, dict), "Invalid subscribe data")
         tracks = _tracks(data.get("media"), subscribe=True)
         _transport(data)
-        subscription_id = uuid.uuid4().hex
-        subscription = await database_sync_to_async(services.subscription_create)(
-            participant_id=self.participant_id,
-            subscription_id=subscription_id,
-            tracks=tracks,
-            transport_id=subscription_id,
+        subscription = await services.subscription_create.acall(
+            participant_id=self.participant_id, subscription_id=uuid.uuid4().hex, tracks=tracks
         )
-        await self.channel_layer.send(
-            self.node_channel,
-            {
-                "type": "node.subscribe",
-                "session": subscription_id,
-                "participant": self.participant_id,
-                "reply": self.channel_name,
-                "tracks": tracks,
-                "source": subscription.info["from"],
-            },
-        )
-        return {"id": subscription_id, "transportId": subscription_id}
-
-    async def _own(self, kind: str, session_id: object):
-        _require(isinstance(session_id, str) and bool(session_id), "Invalid id")
-        getter = selectors.publication_get if kind == "publication" else selectors.subscription_get
-        row = await database_sync_to_async(getter)(**{f"{kind}_id": session_id})
-        _require(row is not None, "Stream not found" if kind == "publication" else "Subscription not found")
-        _require(row.participant_id == self.participant_id, "unauthorized")
-        return row
+        return {"id": subscription.id, "transportId": subscription.transport_id}
 
     async def on_unpublish(self, data: object):
-        await self._own("publication", (data or {}).get("id") if isinstance(data, dict) else None)
-        await database_sync_to_async(control.publication_delete)(publication_id=data["id"])
+        await services.publication_delete.acall(publication_id=_session_id(data), owner=self.participant_id)
 
     async def on_unsubscribe(self, data: object):
-        await self._own("subscription", (data or {}).get("id") if isinstance(data, dict) else None)
-        await database_sync_to_async(control.subscription_delete)(subscription_id=data["id"])
+        await services.subscription_delete.acall(subscription_id=_session_id(data), owner=self.participant_id)
 
     async def on_soac(self, data: object):
         _require(isinstance(data, dict), "Invalid soac data")
@@ -340,53 +289,44 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         _require(
             signaling.get("type") in ("offer", "answer", "candidate", "removed-candidates"), "Invalid signaling type"
         )
-        publication = await database_sync_to_async(selectors.publication_get)(publication_id=data["id"])
-        row = publication or await database_sync_to_async(selectors.subscription_get)(subscription_id=data["id"])
-        _require(row is not None and row.participant_id == self.participant_id, "Transport not found")
-        await self.channel_layer.send(
-            self.node_channel, {"type": "node.soac", "session": data["id"], "signaling": signaling}
-        )
+        await services.transport_signal.acall(owner=self.participant_id, session_id=data["id"], signaling=signaling)
 
     async def on_stream_control(self, data: object):
         _require(isinstance(data, dict), "Invalid stream-control data")
-        await self._own("publication", data.get("id"))
+        publication_id = _session_id(data)
         operation = data.get("operation")
         if operation in ("pause", "play"):
-            status = "inactive" if operation == "pause" else "active"
-            await database_sync_to_async(control.publication_set_track_status)(
-                publication_id=data["id"], kinds=_kinds(data.get("data")), status=status
+            await services.publication_set_track_status.acall(
+                publication_id=publication_id,
+                kinds=_kinds(data.get("data")),
+                status="inactive" if operation == "pause" else "active",
+                owner=self.participant_id,
             )
         elif operation in ("mix", "unmix"):
             _require(isinstance(data.get("data"), str), "Invalid view")
-            await database_sync_to_async(control.publication_update_in_views)(
-                publication_id=data["id"], view=data["data"], add=operation == "mix"
+            await services.publication_update_in_views.acall(
+                publication_id=publication_id, view=data["data"], add=operation == "mix", owner=self.participant_id
             )
         else:
             raise SignalingError(f"Operation not supported: {operation}")
 
     async def on_subscription_control(self, data: object):
         _require(isinstance(data, dict), "Invalid subscription-control data")
-        await self._own("subscription", data.get("id"))
+        subscription_id = _session_id(data)
         operation = data.get("operation")
         _require(operation in ("pause", "play"), f"Operation not supported: {operation}")
-        await database_sync_to_async(control.subscription_set_track_status)(
-            subscription_id=data["id"],
+        await services.subscription_set_track_status.acall(
+            subscription_id=subscription_id,
             kinds=_kinds(data.get("data")),
             status="inactive" if operation == "pause" else "active",
+            owner=self.participant_id,
         )
 
     async def on_text(self, data: object):
         _require(isinstance(data, dict), "Invalid text data")
         to = data.get("to")
         _require(isinstance(to, str) and bool(to), "Invalid receiver")
-        message = {"from": self.participant_id, "to": "all" if to == "all" else "me", "message": data.get("message")}
-        if to == "all":
-            await database_sync_to_async(control.notify_domain)(self.domain_id, "text", message)
-            return None
-        target = await database_sync_to_async(selectors.participant_get)(participant_id=to)
-        _require(target is not None and target.domain_id == self.domain_id, f"Target participant does NOT exist: {to}")
-        await database_sync_to_async(control.notify_participant)(to, "text", message)
-        return None
+        await services.text_send.acall(participant_id=self.participant_id, to=to, message=data.get("message"))
 
     HANDLERS = {
         "login": on_login,
@@ -403,11 +343,12 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         "text": on_text,
     }
 
-    # --- messages from the platform (Channels layer) -----------------------------------
+    # --- messages from the platform (protocol: Channels calls the handler its ``type`` names) ---
 
     async def engine_notify(self, message: dict) -> None:
-        if message.get("exclude") != self.participant_id:
-            await self.notify(message["event"], message.get("data"))
+        notify = protocol.decode(message)
+        if notify.exclude != self.participant_id:
+            await self.notify(notify.event, notify.data)
 
     async def engine_drop(self, message: dict) -> None:
         await self.notify("drop")
@@ -421,27 +362,23 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         return None
 
     async def engine_progress(self, message: dict) -> None:
-        await self.notify("progress", message["data"])
+        await self.notify("progress", protocol.decode(message).data)
 
-    async def engine_session(self, message: dict) -> None:
-        session_id, transport = message["session"], message["session"]
-        if message["status"] == "parameters":
-            await database_sync_to_async(control.publication_parameters)(
-                publication_id=session_id, parameters=message["parameters"]
-            )
-        elif message["status"] == "ready":
-            if message["kind"] == "publication":
-                await database_sync_to_async(control.publication_ready)(
-                    publication_id=session_id, formats=message["formats"]
-                )
-            else:
-                await database_sync_to_async(services.subscription_set_ready)(subscription_id=session_id)
-            await self.notify("progress", {"id": transport, "sessionId": session_id, "status": "ready"})
+    async def engine_session_ready(self, message: dict) -> None:
+        ready = protocol.decode(message)
+        if ready.kind == "publication":
+            await services.publication_ready.acall(publication_id=ready.session, formats=ready.formats)
         else:
-            # A failed transport ends its session, as if it had been unpublished/unsubscribed.
-            end = control.publication_delete if message["kind"] == "publication" else control.subscription_delete
-            with contextlib.suppress(ApiError):
-                await database_sync_to_async(end)(**{f"{message['kind']}_id": session_id})
-            await self.notify(
-                "progress", {"id": transport, "sessionId": session_id, "status": "error", "data": message.get("reason")}
-            )
+            await database_sync_to_async(services.subscription_ready)(subscription_id=ready.session)
+        await self.notify("progress", {"id": ready.session, "sessionId": ready.session, "status": "ready"})
+
+    async def engine_session_failed(self, message: dict) -> None:
+        failed = protocol.decode(message)
+        await services.session_failed.acall(session_id=failed.session, kind=failed.kind)
+        await self.notify(
+            "progress", {"id": failed.session, "sessionId": failed.session, "status": "error", "data": failed.reason}
+        )
+
+    async def engine_session_parameters(self, message: dict) -> None:
+        measured = protocol.decode(message)
+        await services.publication_parameters.acall(publication_id=measured.session, parameters=measured.parameters)

@@ -63,6 +63,14 @@ class SubscriptionNotFound(NotFound):
     default_message = "Subscription not found"
 
 
+class TransportNotFound(NotFound):
+    default_message = "Transport not found"
+
+
+class TextTargetNotFound(NotFound):
+    default_message = "Target participant does NOT exist"
+
+
 class NoMediaNode(ApiError):
     kind = "engine"
     default_message = "No media node available"

@@ -1,8 +1,10 @@
 """The media node: hosts the SFU, registers as a ``Node``, heartbeats, takes commands.
 
-Portals reach a node through the Channels layer: every command is a message on the
-node's channel (``Node.channel_name``), every answer a message on the channel of the
-participant's signaling consumer. The same code runs
+Portals reach a node through the Channels layer: every command is a
+:class:`~streamengine.protocol.NodeCommand` on the node's channel (``Node.channel_name``),
+dispatched through :attr:`MediaNode.handlers`; every event of the SFU is translated into a
+:class:`~streamengine.protocol.NodeEvent` on the reply channel of the participant's
+signaling. The same code runs
 
 * embedded (default, in-memory channel layer): inside the portal's event loop, started
   on the first signaling connection (the in-memory layer only reaches this process);
@@ -21,45 +23,31 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections
 
-from streamengine import services
+from streamengine import protocol, services
 from streamengine.media.ice import use_host_addresses
 from streamengine.media.passthrough import check_aiortc_internals
-from streamengine.media.sfu import SFU
+from streamengine.media.sfu import SFU, Answered, Connected, Failed, Measured, SessionEvent
 
 logger = logging.getLogger(__name__)
 
-MISSED_HEARTBEATS = 3
 STOP_TIMEOUT_SECONDS = 2.0
-
-
-def stale_after() -> float:
-    return settings.MEDIA_NODE_HEARTBEAT_SECONDS * MISSED_HEARTBEATS
-
-
-def media_accept(config: dict) -> dict[str, set[str]]:
-    """Codec names a room accepts from publishers, per kind (``mediaIn``); absent = any."""
-    media_in = config.get("mediaIn") or {}
-    return {
-        kind: {f["codec"].lower() for f in media_in[kind] if "codec" in f}
-        for kind in ("audio", "video")
-        if kind in media_in
-    }
 
 
 async def reap_dead_nodes() -> int:
     """Remove nodes that missed their heartbeats and ``drop`` their participants."""
-    reaped = await database_sync_to_async(services.node_reap_dead)(stale_after=stale_after())
+    reaped = await database_sync_to_async(services.node_reap_dead)(stale_after=services.stale_after())
     layer = get_channel_layer()
     for node_id, participant_ids in reaped.items():
         logger.warning("media node %s missed its heartbeats; dropping %d participants", node_id, len(participant_ids))
         for participant_id in participant_ids:
-            await layer.group_send(f"participant.{participant_id}", {"type": "engine.drop"})
+            await layer.group_send(protocol.participant_group(participant_id), protocol.encode(protocol.Drop()))
     return len(reaped)
 
 
@@ -68,8 +56,10 @@ class MediaNode:
         self.id = node_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.embedded = embedded
         self.layer = get_channel_layer()
-        self.sfu = SFU(self.emit, transcode_all=transcode_all)
+        self.sfu = SFU(self.on_session_event, transcode_all=transcode_all)
         self.channel_name = ""
+        # Where each participant's events go: its signaling consumer, or its parked mailbox.
+        self.replies: dict[str, str] = {}
         self.tasks: list[asyncio.Task] = []
         self.negotiations: set[asyncio.Task] = set()
         self._cpu = (time.monotonic(), time.process_time())
@@ -111,8 +101,25 @@ class MediaNode:
         # Release this thread's database connection (a stopped node must not hold it open).
         await database_sync_to_async(connections.close_all)()
 
-    async def emit(self, channel: str, message: dict) -> None:
-        await self.layer.send(channel, message)
+    async def on_session_event(self, event: SessionEvent) -> None:
+        """Translate what the SFU reports into the portal protocol."""
+        reply = self.replies.get(event.participant_id)
+        if reply is None:
+            return
+        messages: list[protocol.NodeEvent]
+        if isinstance(event, Answered):
+            messages = [protocol.Progress({"id": event.session_id, "status": "soac", "data": event.description})]
+        elif isinstance(event, Connected):
+            messages = [
+                protocol.Progress({"id": event.session_id, "status": "ready"}),
+                protocol.SessionReady(event.session_id, event.kind, event.formats),
+            ]
+        elif isinstance(event, Failed):
+            messages = [protocol.SessionFailed(event.session_id, event.kind, event.reason)]
+        elif isinstance(event, Measured):
+            messages = [protocol.ParametersMeasured(event.session_id, event.parameters)]
+        for message in messages:
+            await self.layer.send(reply, protocol.encode(message))
 
     def load(self) -> float:
         """Share of one CPU this process used since the last call (0..1)."""
@@ -130,6 +137,7 @@ class MediaNode:
                     # dropped and re-placed, so start afresh.
                     logger.warning("media node %s was reaped; re-registering", self.id)
                     await self.sfu.close()
+                    self.replies.clear()
                     await self._register()
                 await reap_dead_nodes()
             except Exception:
@@ -139,46 +147,71 @@ class MediaNode:
         while True:
             message = await self.layer.receive(self.channel_name)
             try:
-                await self.handle(message)
+                await self.handle(protocol.decode(message))
             except Exception:
                 logger.exception("media node command failed: %s", message.get("type"))
 
-    async def handle(self, message: dict) -> None:
-        kind = message["type"]
-        logger.debug("media node %s: %s %s", self.id, kind, message.get("session", ""))
-        if kind == "node.publish":
-            self.sfu.add_publication(
-                session_id=message["session"],
-                participant_id=message["participant"],
-                reply=message["reply"],
-                tracks=message["tracks"],
-                accept={k: set(v) for k, v in message.get("accept", {}).items()},
-            )
-        elif kind == "node.subscribe":
-            self.sfu.add_subscription(
-                session_id=message["session"],
-                participant_id=message["participant"],
-                reply=message["reply"],
-                tracks=message["tracks"],
-                source=message["source"],
-            )
-        elif kind == "node.soac":
-            # Concurrent across sessions, in order within one (the session's lock, FIFO).
-            task = asyncio.create_task(self.sfu.soac(message["session"], message["signaling"]))
-            self.negotiations.add(task)
-            task.add_done_callback(self.negotiations.discard)
-        elif kind == "node.session.end":
-            await self.sfu.end_session(message["session"])
-        elif kind == "node.publication.status":
-            self.sfu.set_publication_active(message["session"], set(message["kinds"]), message["active"])
-        elif kind == "node.subscription.status":
-            self.sfu.set_subscription_paused(message["session"], set(message["kinds"]), message["paused"])
-        elif kind == "node.participant.reply":
-            self.sfu.set_reply(message["participant"], message["reply"])
-        elif kind == "node.participant.leave":
-            await self.sfu.end_participant(message["participant"])
-        else:
-            logger.warning("media node: unknown command %s", kind)
+    async def handle(self, command: protocol.Message) -> None:
+        logger.debug("media node %s: %s", self.id, command)
+        handler = self.handlers.get(type(command))
+        if handler is None:
+            logger.warning("media node: not a node command: %s", command.type)
+            return
+        await handler(self, command)
+
+    async def on_publish(self, command: protocol.Publish) -> None:
+        self.replies[command.participant] = command.reply
+        self.sfu.add_publication(
+            room_id=command.room,
+            session_id=command.session,
+            participant_id=command.participant,
+            tracks=command.tracks,
+            accept={kind: set(codecs) for kind, codecs in command.accept.items()},
+        )
+
+    async def on_subscribe(self, command: protocol.Subscribe) -> None:
+        self.replies[command.participant] = command.reply
+        self.sfu.add_subscription(
+            room_id=command.room,
+            session_id=command.session,
+            participant_id=command.participant,
+            tracks=command.tracks,
+            source_id=command.source,
+        )
+
+    async def on_signal(self, command: protocol.Signal) -> None:
+        # Concurrent across sessions, in order within one (the session's lock, FIFO).
+        task = asyncio.create_task(self.sfu.soac(command.session, command.signaling))
+        self.negotiations.add(task)
+        task.add_done_callback(self.negotiations.discard)
+
+    async def on_end_session(self, command: protocol.EndSession) -> None:
+        await self.sfu.end_session(command.session)
+
+    async def on_publication_active(self, command: protocol.SetPublicationActive) -> None:
+        self.sfu.set_publication_active(command.session, set(command.kinds), command.active)
+
+    async def on_subscription_paused(self, command: protocol.SetSubscriptionPaused) -> None:
+        self.sfu.set_subscription_paused(command.session, set(command.kinds), command.paused)
+
+    async def on_move_replies(self, command: protocol.MoveReplies) -> None:
+        if command.participant in self.replies:
+            self.replies[command.participant] = command.reply
+
+    async def on_end_participant(self, command: protocol.EndParticipant) -> None:
+        self.replies.pop(command.participant, None)
+        await self.sfu.end_participant(command.participant)
+
+    handlers: dict[type, Callable[[MediaNode, protocol.Message], Awaitable[None]]] = {
+        protocol.Publish: on_publish,
+        protocol.Subscribe: on_subscribe,
+        protocol.Signal: on_signal,
+        protocol.EndSession: on_end_session,
+        protocol.SetPublicationActive: on_publication_active,
+        protocol.SetSubscriptionPaused: on_subscription_paused,
+        protocol.MoveReplies: on_move_replies,
+        protocol.EndParticipant: on_end_participant,
+    }
 
 
 _embedded: dict[asyncio.AbstractEventLoop, MediaNode] = {}
@@ -210,6 +243,12 @@ async def stop_embedded_node() -> None:
 
 
 _watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+
+
+def stop_watchdog() -> None:
+    watchdog = _watchdogs.pop(asyncio.get_running_loop(), None)
+    if watchdog is not None:
+        watchdog.cancel()
 
 
 def ensure_watchdog() -> None:

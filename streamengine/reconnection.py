@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 from channels.layers import get_channel_layer
 
+from streamengine import protocol
+
 TICKET_LIFETIME_SECONDS = 600
 RECONNECTION_TIMEOUT_SECONDS = 60
 # SDKs whose clients reconnect (OWT's list, plus this project's Python client).
@@ -73,7 +75,6 @@ class Parked:
 
     participant_id: str
     domain_id: str
-    node_channel: str
     leave: Callable[[], Awaitable[None]]
     messages: list[dict] = field(default_factory=list)
     channel: str = ""
@@ -82,7 +83,7 @@ class Parked:
 
     @property
     def groups(self) -> list[str]:
-        return [f"domain.{self.domain_id}", f"participant.{self.participant_id}"]
+        return [protocol.domain_group(self.domain_id), protocol.participant_group(self.participant_id)]
 
     async def start(self) -> None:
         layer = get_channel_layer()
@@ -98,16 +99,17 @@ class Parked:
     async def _collect(self) -> None:
         layer = get_channel_layer()
         while True:
-            message = await layer.receive(self.channel)
-            if message["type"] == "engine.drop":
+            message = protocol.decode(await layer.receive(self.channel))
+            if isinstance(message, protocol.Drop):
                 asyncio.ensure_future(self.expire())
                 return
-            if message["type"] == "engine.notify" and message.get("exclude") != self.participant_id:
-                self.messages.append(
-                    {"event": message["event"], "data": message.get("data"), "seq": len(self.messages)}
-                )
-            elif message["type"] == "engine.progress":
-                self.messages.append({"event": "progress", "data": message["data"], "seq": len(self.messages)})
+            if isinstance(message, protocol.Notify) and message.exclude != self.participant_id:
+                self.buffer(message.event, message.data)
+            elif isinstance(message, protocol.Progress):
+                self.buffer("progress", message.data)
+
+    def buffer(self, event: str, data: object) -> None:
+        self.messages.append({"event": event, "data": data, "seq": len(self.messages)})
 
     async def stop(self) -> None:
         _parked.pop(self.participant_id, None)
@@ -130,3 +132,9 @@ _parked: dict[str, Parked] = {}
 
 def parked_take(participant_id: str) -> Parked | None:
     return _parked.get(participant_id)
+
+
+async def expire_all() -> None:
+    """Every parked participant leaves now (the portal is stopping)."""
+    for parked in list(_parked.values()):
+        await parked.expire()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db.models import Prefetch, QuerySet
-from django.utils import timezone
 
 from streamengine.exceptions import DomainNotFound, InvalidListQuery
 from streamengine.models import Domain, Node, Participant, Publication, Subscription
@@ -62,10 +60,6 @@ def subscription_get(*, subscription_id: str) -> Subscription | None:
 
 def domain_get(*, domain_id: str) -> Domain | None:
     return Domain.objects.filter(id=domain_id).first()
-
-
-def nodes_alive(*, stale_after: float) -> QuerySet[Node]:
-    return Node.objects.filter(heartbeat_at__gte=timezone.now() - timedelta(seconds=stale_after))
 
 
 # --- REST read side: lists with filters and pagination, scoped to the caller's domains ---

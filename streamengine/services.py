@@ -1,13 +1,21 @@
-"""Writes to the engine's state. Every caller (REST, signaling, admin, Celery) goes through here."""
+"""The engine's write API. Every caller (REST, signaling, admin, Celery, media jobs) goes through here.
+
+Writes to live state are engine writes (``outbox.engine_write``): call them plainly
+from synchronous code, ``await write.acall(...)`` on an event loop; either way the media
+node and the room's signaling hear of a change only once it is made.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from owt.errors import ApiError
+from streamengine import protocol, selectors
 from streamengine.exceptions import (
     DomainNotFound,
     InvalidRole,
@@ -17,13 +25,18 @@ from streamengine.exceptions import (
     RoomFull,
     StreamNotFound,
     SubscriptionNotFound,
+    TextTargetNotFound,
     TokenAlreadyUsed,
     TokenExpired,
     TooManyInputs,
+    TransportNotFound,
     Unauthorized,
 )
 from streamengine.models import Domain, Node, Participant, Publication, Subscription, Token
+from streamengine.outbox import Outbox, engine_write
 from streamengine.tokens import TokenString, sign
+
+MISSED_HEARTBEATS = 3
 
 
 def domain_configure(*, domain_id: str, owner: str, config: dict) -> Domain:
@@ -91,6 +104,27 @@ def token_purge_expired() -> int:
 
 
 # --- Live state: participants, publications, subscriptions -----------------------------
+# Each write below changes the database and queues, in its outbox, the commands for the
+# media node hosting the room and the notifications for the room's signaling (see
+# ``outbox``). ``owner``, where a write takes it, is the participant asking (signaling): it
+# must own the publication/subscription; REST and admin pass none.
+
+KINDS = {"audio": {"audio"}, "video": {"video"}, "av": {"audio", "video"}}
+
+
+def stale_after() -> float:
+    """Seconds without a heartbeat after which a media node counts as dead."""
+    return settings.MEDIA_NODE_HEARTBEAT_SECONDS * MISSED_HEARTBEATS
+
+
+def media_accept(config: dict) -> dict[str, list[str]]:
+    """Codec names a room accepts from publishers, per kind (``mediaIn``); absent = any."""
+    media_in = config.get("mediaIn") or {}
+    return {
+        kind: sorted({f["codec"].lower() for f in media_in[kind] if "codec" in f})
+        for kind in ("audio", "video")
+        if kind in media_in
+    }
 
 
 def _role_permission(role: dict) -> dict:
@@ -100,10 +134,37 @@ def _role_permission(role: dict) -> dict:
     }
 
 
+def _stream_update(outbox: Outbox, publication: Publication, data: dict) -> None:
+    outbox.notify_domain(
+        publication.domain_id,
+        "stream",
+        {"id": publication.id, "status": "update", "data": data},
+        gate="streamChange",
+    )
+
+
+def _stream_removed(outbox: Outbox, domain_id: str, publication_id: str) -> None:
+    outbox.notify_domain(domain_id, "stream", {"id": publication_id, "status": "remove"}, gate="streamChange")
+
+
+@engine_write
 def participant_join(
-    *, token_string: str, participant_id: str, portal: str, user_agent: dict, protocol: str
+    outbox: Outbox,
+    *,
+    token_string: str,
+    participant_id: str,
+    portal: str,
+    user_agent: dict,
+    protocol: str,
+    only_node: str | None = None,
 ) -> Participant:
-    """Burn the token and add the participant, enforcing the role and ``participantLimit``."""
+    """Burn the token, add the participant (role, ``participantLimit``) and place its room on a node.
+
+    ``portal`` is the channel of the participant's signaling; ``only_node`` restricts the
+    placement (an embedded node on the in-memory channel layer reaches only its own process).
+    If no node can host the room the participant is removed again and the error raised.
+    The room hears ``participant join`` (gate ``participantActivities``).
+    """
     token = token_consume(token_string=token_string)
     with transaction.atomic():
         # Locking the domain row serialises joins to one domain, so the limit holds under races.
@@ -116,7 +177,7 @@ def participant_join(
         limit = domain.config.get("participantLimit", -1)
         if isinstance(limit, int) and limit > 0 and domain.participants.count() >= limit:
             raise RoomFull()
-        return Participant.objects.create(
+        participant = Participant.objects.create(
             id=participant_id,
             domain=domain,
             user=token.user,
@@ -126,34 +187,73 @@ def participant_join(
             user_agent=user_agent,
             protocol=protocol,
         )
+    try:
+        domain_place(domain_id=domain.id, stale_after=stale_after(), only=only_node)
+    except ApiError:
+        participant.delete()
+        raise
+    outbox.notify_domain(
+        domain.id,
+        "participant",
+        {"action": "join", "data": selectors.participant_brief(participant)},
+        exclude=participant.id,
+        gate="participantActivities",
+    )
+    return participant
 
 
-def participant_leave(*, participant_id: str) -> list[str] | None:
-    """Remove the participant and its sessions; returns the ids of its publications (None if already gone)."""
+@engine_write
+def participant_left(outbox: Outbox, *, participant_id: str) -> None:
+    """A participant's signaling ended: close its transports, remove it, tell the room (once)."""
     with transaction.atomic():
         participant = Participant.objects.filter(id=participant_id).first()
         if participant is None:
-            return None
+            return  # already removed (dropped through REST, or a dead node's clean-up)
+        domain_id = participant.domain_id
         publication_ids = list(participant.publications.values_list("id", flat=True))
         # Others' subscriptions to its streams end with them (the node closes their transports).
-        Subscription.objects.filter(domain_id=participant.domain_id, info__from__in=publication_ids).delete()
+        Subscription.objects.filter(domain_id=domain_id, info__from__in=publication_ids).delete()
         participant.delete()
-    return publication_ids
+    outbox.to_node(domain_id, protocol.EndParticipant(participant_id))
+    for publication_id in publication_ids:
+        _stream_removed(outbox, domain_id, publication_id)
+    outbox.notify_domain(
+        domain_id, "participant", {"action": "leave", "data": participant_id}, gate="participantActivities"
+    )
 
 
-def participant_set_portal(*, participant_id: str, portal: str) -> Participant:
-    """Record the signaling channel now serving the participant (after ``relogin``)."""
+@engine_write
+def participant_drop(outbox: Outbox, *, participant_id: str) -> None:
+    """The client gets ``drop`` and is disconnected; the participant is gone when this returns.
+
+    The state is removed here, not left to the consumer's later clean-up, so a REST
+    ``DELETE`` followed by a list never shows the dropped participant.
+    """
+    if not Participant.objects.filter(id=participant_id).exists():
+        raise ParticipantNotFound()
+    outbox.to_group(protocol.participant_group(participant_id), protocol.Drop())
+    participant_left.body(outbox, participant_id=participant_id)
+
+
+@engine_write
+def participant_set_portal(outbox: Outbox, *, participant_id: str, portal: str) -> Participant:
+    """The channel now serving the participant's signaling (parked for reconnection, relogged in)."""
     if not Participant.objects.filter(id=participant_id).update(portal=portal):
         raise ParticipantNotFound()
-    return Participant.objects.select_related("domain").get(id=participant_id)
+    participant = Participant.objects.select_related("domain").get(id=participant_id)
+    outbox.to_node(participant.domain_id, protocol.MoveReplies(participant_id, portal))
+    return participant
 
 
-def participant_set_permission(*, participant_id: str, permission: dict) -> Participant:
+@engine_write
+def participant_update_permission(outbox: Outbox, *, participant_id: str, permission: dict) -> Participant:
+    """New permission; the live session checks it on its next publish/subscribe."""
     participant = Participant.objects.filter(id=participant_id).first()
     if participant is None:
         raise ParticipantNotFound()
     participant.permission = _role_permission(permission)
     participant.save(update_fields=["permission"])
+    outbox.to_group(protocol.participant_group(participant_id), protocol.PermissionChanged(participant.permission))
     return participant
 
 
@@ -163,10 +263,31 @@ def _check_kinds(participant: Participant, action: str, kinds: set[str]) -> None
         raise Unauthorized()
 
 
+def _publication(publication_id: str, owner: str | None, *, lock: bool = False) -> Publication:
+    queryset = Publication.objects.select_for_update() if lock else Publication.objects
+    publication = queryset.filter(id=publication_id).first()
+    if publication is None:
+        raise StreamNotFound()
+    if owner is not None and publication.participant_id != owner:
+        raise Unauthorized()
+    return publication
+
+
+def _subscription(subscription_id: str, owner: str | None, *, lock: bool = False) -> Subscription:
+    queryset = Subscription.objects.select_for_update() if lock else Subscription.objects
+    subscription = queryset.filter(id=subscription_id).first()
+    if subscription is None:
+        raise SubscriptionNotFound()
+    if owner is not None and subscription.participant_id != owner:
+        raise Unauthorized()
+    return subscription
+
+
+@engine_write
 def publication_create(
-    *, participant_id: str, publication_id: str, tracks: list[dict], attributes: dict, transport_id: str
+    outbox: Outbox, *, participant_id: str, publication_id: str, tracks: list[dict], attributes: dict
 ) -> Publication:
-    """Register a WebRTC publication; checks permission per track kind and ``inputLimit``."""
+    """Register a WebRTC publication (permission per track kind, ``inputLimit``); the node expects its offer."""
     with transaction.atomic():
         participant = Participant.objects.select_related("domain").filter(id=participant_id).first()
         if participant is None:
@@ -188,84 +309,34 @@ def publication_create(
                 for t in tracks
             ]
         }
-        return Publication.objects.create(
+        publication = Publication.objects.create(
             id=publication_id,
             domain=domain,
             participant=participant,
             node=domain.node,
             media=media,
             info={"owner": participant.id, "type": "webrtc", "inViews": [], "attributes": attributes},
-            transport_id=transport_id,
+            transport_id=publication_id,
         )
-
-
-def publication_set_ready(*, publication_id: str, formats: dict[str, dict]) -> Publication | None:
-    """Mark a publication ready with its negotiated formats (by mid); None if it is gone."""
-    publication = Publication.objects.filter(id=publication_id).first()
-    if publication is None:
-        return None
-    for track in publication.media.get("tracks", []):
-        if track["mid"] in formats:
-            track.update(formats[track["mid"]])
-    publication.ready = True
-    publication.save(update_fields=["media", "ready"])
+    outbox.to_node(
+        domain.id,
+        protocol.Publish(
+            room=domain.id,
+            session=publication_id,
+            participant=participant_id,
+            reply=participant.portal,
+            tracks=tracks,
+            accept=media_accept(domain.config),
+        ),
+    )
     return publication
 
 
-def publication_set_parameters(*, publication_id: str, parameters: dict[str, dict]) -> Publication | None:
-    """Record measured track parameters (by mid: resolution, framerate); None if the publication is gone."""
-    with transaction.atomic():
-        publication = Publication.objects.select_for_update().filter(id=publication_id).first()
-        if publication is None:
-            return None
-        for track in publication.media.get("tracks", []):
-            if track["mid"] in parameters:
-                track["parameters"] = parameters[track["mid"]]
-        publication.save(update_fields=["media"])
-    return publication
-
-
-def publication_set_track_status(*, publication_id: str, kinds: set[str], status: str) -> Publication:
-    """Mute (``inactive``) or unmute (``active``) the publication's tracks of ``kinds``."""
-    with transaction.atomic():
-        publication = Publication.objects.select_for_update().filter(id=publication_id).first()
-        if publication is None:
-            raise StreamNotFound()
-        for track in publication.media.get("tracks", []):
-            if track["type"] in kinds:
-                track["status"] = status
-        publication.save(update_fields=["media"])
-    return publication
-
-
-def publication_update_in_views(*, publication_id: str, view: str, add: bool) -> Publication:
-    with transaction.atomic():
-        publication = Publication.objects.select_for_update().filter(id=publication_id).first()
-        if publication is None:
-            raise StreamNotFound()
-        views = [v for v in publication.info.get("inViews", []) if v != view]
-        if add:
-            views.append(view)
-        publication.info["inViews"] = views
-        publication.save(update_fields=["info"])
-    return publication
-
-
-def publication_delete(*, publication_id: str) -> Publication:
-    """Delete the publication and the subscriptions to it; returns the deleted row's data."""
-    publication = Publication.objects.filter(id=publication_id).first()
-    if publication is None:
-        raise StreamNotFound()
-    with transaction.atomic():
-        Subscription.objects.filter(domain_id=publication.domain_id, info__from=publication_id).delete()
-        Publication.objects.filter(id=publication_id).delete()
-    return publication
-
-
+@engine_write
 def subscription_create(
-    *, participant_id: str, subscription_id: str, tracks: list[dict], transport_id: str
+    outbox: Outbox, *, participant_id: str, subscription_id: str, tracks: list[dict]
 ) -> Subscription:
-    """Register a subscription to one publication (every track ``from`` the same stream)."""
+    """Register a subscription to one ready publication (every track ``from`` the same stream)."""
     participant = Participant.objects.filter(id=participant_id).first()
     if participant is None:
         raise ParticipantNotFound()
@@ -276,39 +347,172 @@ def subscription_create(
     publication_id = sources.pop()
     if not Publication.objects.filter(id=publication_id, domain_id=participant.domain_id, ready=True).exists():
         raise StreamNotFound()
-    return Subscription.objects.create(
+    subscription = Subscription.objects.create(
         id=subscription_id,
         domain_id=participant.domain_id,
         participant=participant,
         node_id=Domain.objects.filter(id=participant.domain_id).values_list("node_id", flat=True).first(),
         media={"tracks": [{**t, "from": publication_id, "status": "active"} for t in tracks]},
         info={"owner": participant.id, "type": "webrtc", "from": publication_id},
-        transport_id=transport_id,
+        transport_id=subscription_id,
     )
+    outbox.to_node(
+        participant.domain_id,
+        protocol.Subscribe(
+            room=participant.domain_id,
+            session=subscription_id,
+            participant=participant_id,
+            reply=participant.portal,
+            tracks=tracks,
+            source=publication_id,
+        ),
+    )
+    return subscription
 
 
-def subscription_set_ready(*, subscription_id: str) -> None:
+@engine_write
+def transport_signal(outbox: Outbox, *, owner: str, session_id: str, signaling: dict) -> None:
+    """Pass a client's ``soac`` to the node negotiating its publication or subscription."""
+    row = Publication.objects.filter(id=session_id).first() or Subscription.objects.filter(id=session_id).first()
+    if row is None or row.participant_id != owner:
+        raise TransportNotFound()
+    outbox.to_node(row.domain_id, protocol.Signal(session_id, signaling))
+
+
+@engine_write
+def publication_set_track_status(
+    outbox: Outbox, *, publication_id: str, kinds: set[str], status: str, owner: str | None = None
+) -> Publication:
+    """Mute (``inactive``) / unmute (``active``): stop/resume forwarding, notify ``stream update``."""
+    with transaction.atomic():
+        publication = _publication(publication_id, owner, lock=True)
+        for track in publication.media.get("tracks", []):
+            if track["type"] in kinds:
+                track["status"] = status
+        publication.save(update_fields=["media"])
+    outbox.to_node(
+        publication.domain_id, protocol.SetPublicationActive(publication_id, sorted(kinds), status == "active")
+    )
+    present = {track["type"] for track in publication.media.get("tracks", [])}
+    for kind in sorted(kinds & present):
+        _stream_update(outbox, publication, {"field": f"{kind}.status", "value": status})
+    return publication
+
+
+@engine_write
+def publication_update_in_views(
+    outbox: Outbox, *, publication_id: str, view: str, add: bool, owner: str | None = None
+) -> Publication:
+    """Mix the publication into ``view`` (or take it out); the room hears the whole stream again."""
+    with transaction.atomic():
+        publication = _publication(publication_id, owner, lock=True)
+        views = [v for v in publication.info.get("inViews", []) if v != view]
+        if add:
+            views.append(view)
+        publication.info["inViews"] = views
+        publication.save(update_fields=["info"])
+    _stream_update(outbox, publication, {"field": ".", "value": selectors.publication_stream(publication)})
+    return publication
+
+
+@engine_write
+def publication_ready(outbox: Outbox, *, publication_id: str, formats: dict[str, dict]) -> Publication | None:
+    """The node connected the publisher: record its formats by mid and announce ``stream add``."""
+    publication = Publication.objects.filter(id=publication_id).first()
+    if publication is None:
+        return None
+    for track in publication.media.get("tracks", []):
+        if track["mid"] in formats:
+            track.update(formats[track["mid"]])
+    publication.ready = True
+    publication.save(update_fields=["media", "ready"])
+    outbox.notify_domain(
+        publication.domain_id,
+        "stream",
+        {"id": publication.id, "status": "add", "data": selectors.publication_stream(publication)},
+        gate="streamChange",
+    )
+    return publication
+
+
+@engine_write
+def publication_parameters(outbox: Outbox, *, publication_id: str, parameters: dict[str, dict]) -> Publication | None:
+    """The node measured video parameters (by mid): record them and send the whole stream if announced."""
+    with transaction.atomic():
+        publication = Publication.objects.select_for_update().filter(id=publication_id).first()
+        if publication is None:
+            return None
+        for track in publication.media.get("tracks", []):
+            if track["mid"] in parameters:
+                track["parameters"] = parameters[track["mid"]]
+        publication.save(update_fields=["media"])
+    if publication.ready:
+        _stream_update(outbox, publication, {"field": ".", "value": selectors.publication_stream(publication)})
+    return publication
+
+
+@engine_write
+def publication_delete(outbox: Outbox, *, publication_id: str, owner: str | None = None) -> Publication:
+    """Unpublish: delete it and the subscriptions to it; the node closes all their transports."""
+    publication = _publication(publication_id, owner)
+    with transaction.atomic():
+        Subscription.objects.filter(domain_id=publication.domain_id, info__from=publication_id).delete()
+        Publication.objects.filter(id=publication_id).delete()
+    outbox.to_node(publication.domain_id, protocol.EndSession(publication_id))
+    _stream_removed(outbox, publication.domain_id, publication_id)
+    return publication
+
+
+def subscription_ready(*, subscription_id: str) -> None:
     Subscription.objects.filter(id=subscription_id).update(ready=True)
 
 
-def subscription_set_track_status(*, subscription_id: str, kinds: set[str], status: str) -> Subscription:
+@engine_write
+def subscription_set_track_status(
+    outbox: Outbox, *, subscription_id: str, kinds: set[str], status: str, owner: str | None = None
+) -> Subscription:
+    """Pause (``inactive``) / resume (``active``) forwarding to one subscription."""
     with transaction.atomic():
-        subscription = Subscription.objects.select_for_update().filter(id=subscription_id).first()
-        if subscription is None:
-            raise SubscriptionNotFound()
+        subscription = _subscription(subscription_id, owner, lock=True)
         for track in subscription.media.get("tracks", []):
             if track["type"] in kinds:
                 track["status"] = status
         subscription.save(update_fields=["media"])
+    outbox.to_node(
+        subscription.domain_id, protocol.SetSubscriptionPaused(subscription_id, sorted(kinds), status != "active")
+    )
     return subscription
 
 
-def subscription_delete(*, subscription_id: str) -> Subscription:
-    subscription = Subscription.objects.filter(id=subscription_id).first()
-    if subscription is None:
-        raise SubscriptionNotFound()
+@engine_write
+def subscription_delete(outbox: Outbox, *, subscription_id: str, owner: str | None = None) -> Subscription:
+    subscription = _subscription(subscription_id, owner)
     subscription.delete()
+    outbox.to_node(subscription.domain_id, protocol.EndSession(subscription_id))
     return subscription
+
+
+@engine_write
+def session_failed(outbox: Outbox, *, session_id: str, kind: protocol.SessionKind) -> None:
+    """A transport failed: its session ends as if it had been unpublished/unsubscribed."""
+    end = publication_delete if kind == "publication" else subscription_delete
+    with contextlib.suppress(StreamNotFound, SubscriptionNotFound):
+        end.body(outbox, **{f"{kind}_id": session_id})
+
+
+@engine_write
+def text_send(outbox: Outbox, *, participant_id: str, to: str, message: object) -> None:
+    """A participant's ``text``: to ``all`` of its room, or to one participant of it."""
+    sender = Participant.objects.filter(id=participant_id).first()
+    if sender is None:
+        raise ParticipantNotFound()
+    data = {"from": participant_id, "to": "all" if to == "all" else "me", "message": message}
+    if to == "all":
+        outbox.notify_domain(sender.domain_id, "text", data)
+    elif Participant.objects.filter(id=to, domain_id=sender.domain_id).exists():
+        outbox.notify_participant(to, "text", data)
+    else:
+        raise TextTargetNotFound(f"Target participant does NOT exist: {to}")
 
 
 # --- Media nodes --------------------------------------------------------------------------

@@ -5,7 +5,7 @@ taken from the query string and, for compatibility with OWT's clients, also from
 body ``{"query": {...}}`` (the reference server reads them only from the body, even for
 GET). ``start``/``limit`` paginate. Every resource is scoped to the calling service's
 domains; another tenant's ids answer 404 as if they did not exist. Deleting a participant,
-publication or subscription acts on the live session through ``streamengine.control``.
+publication or subscription acts on the live session through the engine write API (``streamengine.services``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from owt.errors import ApiError
 from owt.mauth import MAuthAPIView
-from streamengine import control, selectors, services
+from streamengine import selectors, services
 from streamengine.exceptions import (
     InvalidListQuery,
     NodeNotFound,
@@ -91,7 +91,7 @@ class StateDetailView(MAuthAPIView):
 
 
 class DeletableStateDetailView(StateDetailView):
-    """DELETE acts on the live session (drop, unpublish, unsubscribe) through streamengine.control."""
+    """DELETE acts on the live session (drop, unpublish, unsubscribe) through the engine write API (services)."""
 
     def delete_live(self, object_id: str) -> None:
         raise NotImplementedError
@@ -178,7 +178,7 @@ class ParticipantDetailView(DeletableStateDetailView):
         return selectors.participant_queryset(owner=owner)
 
     def delete_live(self, object_id: str) -> None:
-        control.participant_drop(participant_id=object_id)
+        services.participant_drop(participant_id=object_id)
 
 
 @list_schema("publication", PublicationOutputSerializer, selectors.PUBLICATION_FILTERS)
@@ -199,7 +199,7 @@ class PublicationDetailView(DeletableStateDetailView):
         return selectors.publication_queryset(owner=owner)
 
     def delete_live(self, object_id: str) -> None:
-        control.publication_delete(publication_id=object_id)
+        services.publication_delete(publication_id=object_id)
 
 
 @list_schema("subscription", SubscriptionOutputSerializer, selectors.SUBSCRIPTION_FILTERS)
@@ -220,7 +220,7 @@ class SubscriptionDetailView(DeletableStateDetailView):
         return selectors.subscription_queryset(owner=owner)
 
     def delete_live(self, object_id: str) -> None:
-        control.subscription_delete(subscription_id=object_id)
+        services.subscription_delete(subscription_id=object_id)
 
 
 @list_schema("node", NodeOutputSerializer, selectors.NODE_FILTERS)

@@ -1,12 +1,16 @@
-"""The SFU proper: one RTCPeerConnection per session transport, frames forwarded between them.
+"""The SFU proper: rooms of participants whose publications are forwarded to subscriptions.
+
+State: :class:`Room` → :class:`RoomParticipant` → :class:`PublicationSession` /
+:class:`SubscriptionSession`, each session one RTCPeerConnection (its transport), with
+indexes by session and participant id so no command scans the whole node.
 
 Every publication is received once (its tracks tapped, see ``passthrough``); every
 subscription gets its own sender per track, fed by a :class:`ForwardedTrack`. When a
 subscriber cannot take the publication's codec, its track is served by the transcoding
 path instead (decode once per publication track, encode per subscriber, ``transcode``).
 
-The SFU knows nothing about Django or the channel layer: it reports through ``emit``
-(``reply channel, message``), and the media node relays that to the portal.
+The SFU knows nothing about Django or the channel layer: it raises session events
+through ``on_event``, and the media node translates them into the portal protocol.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
@@ -32,8 +37,6 @@ from streamengine.media.passthrough import (
 from streamengine.media.transcode import TranscodedTrack
 
 logger = logging.getLogger(__name__)
-
-Emit = Callable[[str, dict], Awaitable[None]]
 
 FRAMERATE_SAMPLE = 30
 H264_PROFILES = {"42e0": "CB", "4200": "B", "4d00": "M", "6400": "H"}
@@ -135,24 +138,112 @@ class PublishedTrack:
         self.transcoded.clear()
 
 
-@dataclass
+# --- what the SFU reports (the node turns these into the portal protocol) -----------------
+
+SessionKind = Literal["publication", "subscription"]
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The SDP answer to a session's offer, for the client."""
+
+    session_id: str
+    participant_id: str
+    description: dict  # {"type": "answer", "sdp": ...}
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The session's transport connected; a publication's negotiated formats by mid."""
+
+    session_id: str
+    participant_id: str
+    kind: SessionKind
+    formats: dict[str, dict]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The session could not be negotiated or its transport failed; it is already ended."""
+
+    session_id: str
+    participant_id: str
+    kind: SessionKind
+    reason: str
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A publication's video parameters (resolution, frame rate) by mid, known or changed."""
+
+    session_id: str
+    participant_id: str
+    parameters: dict[str, dict]
+
+
+SessionEvent = Answered | Connected | Failed | Measured
+OnEvent = Callable[[SessionEvent], Awaitable[None]]
+
+
+# --- state: rooms, participants, sessions -----------------------------------------------------
+
+
+@dataclass(eq=False)
 class Session:
     """A publication or subscription and the transport (peer connection) that carries it."""
 
-    id: str
-    kind: str  # "publication" | "subscription"
-    participant_id: str
-    reply: str  # channel of the participant's signaling consumer
+    kind: ClassVar[SessionKind]
+    id: str  # == transport id
+    participant: RoomParticipant
     tracks: list[dict]
-    accept: dict[str, set[str]] = field(default_factory=dict)  # publications: allowed codecs per kind
-    source: str = ""  # subscriptions: the publication id
     pc: RTCPeerConnection | None = None
-    published: dict[str, PublishedTrack] = field(default_factory=dict)  # by mid
-    forwarded: dict[str, ForwardedTrack | TranscodedTrack] = field(default_factory=dict)  # by mid
     ready: bool = False
     # Signaling of one session is applied in order (offer before its candidates), while
     # different sessions negotiate concurrently (gathering with STUN/TURN can take seconds).
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def room(self) -> Room:
+        return self.participant.room
+
+
+@dataclass(eq=False)
+class PublicationSession(Session):
+    kind: ClassVar[SessionKind] = "publication"
+    accept: dict[str, set[str]] = field(default_factory=dict)  # allowed codecs per kind; absent = any
+    published: dict[str, PublishedTrack] = field(default_factory=dict)  # by mid
+    subscriptions: set[SubscriptionSession] = field(default_factory=set)  # index of who subscribes to it
+
+    def track(self, kind: str) -> PublishedTrack | None:
+        return next((t for t in self.published.values() if t.kind == kind), None)
+
+
+@dataclass(eq=False)
+class SubscriptionSession(Session):
+    kind: ClassVar[SessionKind] = "subscription"
+    source: PublicationSession | None = None  # None: the publication had ended already
+    forwarded: dict[str, ForwardedTrack | TranscodedTrack] = field(default_factory=dict)  # by mid
+
+    def source_track(self, kind: str) -> PublishedTrack | None:
+        return self.source.track(kind) if self.source is not None else None
+
+
+@dataclass(eq=False)
+class RoomParticipant:
+    id: str
+    room: Room
+    publications: dict[str, PublicationSession] = field(default_factory=dict)
+    subscriptions: dict[str, SubscriptionSession] = field(default_factory=dict)
+
+    def sessions(self) -> list[Session]:
+        return [*self.publications.values(), *self.subscriptions.values()]
+
+
+@dataclass(eq=False)
+class Room:
+    id: str
+    participants: dict[str, RoomParticipant] = field(default_factory=dict)
+    publications: dict[str, PublicationSession] = field(default_factory=dict)
 
 
 class SessionError(Exception):
@@ -160,46 +251,81 @@ class SessionError(Exception):
 
 
 class SFU:
-    def __init__(self, emit: Emit, *, transcode_all: bool = False) -> None:
-        self.emit = emit
+    def __init__(self, on_event: OnEvent, *, transcode_all: bool = False) -> None:
+        self.on_event = on_event
         # Benchmark baseline: serve every subscriber by decode + re-encode (MediaRelay).
         self.transcode_all = transcode_all
-        self.sessions: dict[str, Session] = {}  # by session id (== transport id)
+        self.rooms: dict[str, Room] = {}
+        # Indexes: every live session by id, every participant with sessions by id.
+        self.sessions: dict[str, PublicationSession | SubscriptionSession] = {}
+        self.participants: dict[str, RoomParticipant] = {}
 
     # --- sessions -------------------------------------------------------------------
 
-    def add_publication(self, *, session_id: str, participant_id: str, reply: str, tracks: list[dict], accept: dict):
-        self.sessions[session_id] = Session(session_id, "publication", participant_id, reply, tracks, accept=accept)
+    def _participant(self, room_id: str, participant_id: str) -> RoomParticipant:
+        participant = self.participants.get(participant_id)
+        if participant is None:
+            room = self.rooms.get(room_id) or self.rooms.setdefault(room_id, Room(room_id))
+            participant = room.participants[participant_id] = self.participants[participant_id] = RoomParticipant(
+                participant_id, room
+            )
+        return participant
 
-    def add_subscription(self, *, session_id: str, participant_id: str, reply: str, tracks: list[dict], source: str):
-        self.sessions[session_id] = Session(session_id, "subscription", participant_id, reply, tracks, source=source)
+    def add_publication(
+        self, *, room_id: str, session_id: str, participant_id: str, tracks: list[dict], accept: dict[str, set[str]]
+    ) -> None:
+        participant = self._participant(room_id, participant_id)
+        session = PublicationSession(session_id, participant, tracks, accept=accept)
+        participant.publications[session_id] = participant.room.publications[session_id] = session
+        self.sessions[session_id] = session
+
+    def add_subscription(
+        self, *, room_id: str, session_id: str, participant_id: str, tracks: list[dict], source_id: str
+    ) -> None:
+        participant = self._participant(room_id, participant_id)
+        source = participant.room.publications.get(source_id)
+        session = SubscriptionSession(session_id, participant, tracks, source=source)
+        if source is not None:
+            source.subscriptions.add(session)
+        participant.subscriptions[session_id] = self.sessions[session_id] = session
 
     async def end_session(self, session_id: str) -> None:
         session = self.sessions.pop(session_id, None)
         if session is None:
             return
-        for published in session.published.values():
-            published.stop()
-        for track in session.forwarded.values():
-            source = self._source_track(session.source, track.kind)
-            if source is not None:
-                source.detach(track)
-            track.stop()
-        if session.kind == "publication":
-            for other in [s for s in self.sessions.values() if s.source == session_id]:
-                await self.end_session(other.id)
+        participant = session.participant
+        if isinstance(session, PublicationSession):
+            del participant.publications[session_id]
+            del participant.room.publications[session_id]
+            for published in session.published.values():
+                published.stop()
+            for subscription in list(session.subscriptions):
+                await self.end_session(subscription.id)
+        else:
+            del participant.subscriptions[session_id]
+            for track in session.forwarded.values():
+                source = session.source_track(track.kind)
+                if source is not None:
+                    source.detach(track)
+                track.stop()
+            if session.source is not None:
+                session.source.subscriptions.discard(session)
+        if not participant.publications and not participant.subscriptions:
+            self._forget(participant)
         if session.pc is not None:
             await session.pc.close()
 
-    async def end_participant(self, participant_id: str) -> None:
-        for session_id in [s.id for s in self.sessions.values() if s.participant_id == participant_id]:
-            await self.end_session(session_id)
+    def _forget(self, participant: RoomParticipant) -> None:
+        self.participants.pop(participant.id, None)
+        room = participant.room
+        room.participants.pop(participant.id, None)
+        if not room.participants:
+            self.rooms.pop(room.id, None)
 
-    def set_reply(self, participant_id: str, reply: str) -> None:
-        """The participant's signaling moved (parked for reconnection, or relogged in)."""
-        for session in self.sessions.values():
-            if session.participant_id == participant_id:
-                session.reply = reply
+    async def end_participant(self, participant_id: str) -> None:
+        participant = self.participants.get(participant_id)
+        for session in participant.sessions() if participant else ():
+            await self.end_session(session.id)
 
     async def close(self) -> None:
         for session_id in list(self.sessions):
@@ -207,21 +333,17 @@ class SFU:
 
     def set_publication_active(self, session_id: str, kinds: set[str], active: bool) -> None:
         session = self.sessions.get(session_id)
-        for published in session.published.values() if session else ():
-            if published.kind in kinds:
-                published.set_active(active)
+        if isinstance(session, PublicationSession):
+            for published in session.published.values():
+                if published.kind in kinds:
+                    published.set_active(active)
 
     def set_subscription_paused(self, session_id: str, kinds: set[str], paused: bool) -> None:
         session = self.sessions.get(session_id)
-        for track in session.forwarded.values() if session else ():
-            if track.kind in kinds:
-                track.set_paused(paused)
-
-    def _source_track(self, publication_id: str, kind: str) -> PublishedTrack | None:
-        publication = self.sessions.get(publication_id)
-        if publication is None:
-            return None
-        return next((t for t in publication.published.values() if t.kind == kind), None)
+        if isinstance(session, SubscriptionSession):
+            for track in session.forwarded.values():
+                if track.kind in kinds:
+                    track.set_paused(paused)
 
     # --- signaling --------------------------------------------------------------------
 
@@ -264,7 +386,7 @@ class SFU:
         except Exception as exc:  # aiortc asserts on malformed lines; a candidate is never fatal
             logger.info("session %s: candidate %r refused: %s", session.id, line, exc)
 
-    async def _answer(self, session: Session, sdp: str) -> None:
+    async def _answer(self, session: PublicationSession | SubscriptionSession, sdp: str) -> None:
         if session.pc is not None:
             raise SessionError("Renegotiation is not supported")
         pc = session.pc = RTCPeerConnection(rtc_configuration())
@@ -283,21 +405,15 @@ class SFU:
             if requested is None or requested.get("type") != transceiver.kind:
                 transceiver.direction = "inactive"
                 continue
-            if session.kind == "publication":
+            if isinstance(session, PublicationSession):
                 self._receive(session, transceiver)
             else:
                 self._send(session, transceiver, requested)
         await pc.setLocalDescription(await pc.createAnswer())
         answer = pc.localDescription
-        await self.emit(
-            session.reply,
-            {
-                "type": "engine.progress",
-                "data": {"id": session.id, "status": "soac", "data": {"type": answer.type, "sdp": answer.sdp}},
-            },
-        )
+        await self.on_event(Answered(session.id, session.participant.id, {"type": answer.type, "sdp": answer.sdp}))
 
-    def _receive(self, session: Session, transceiver: RTCRtpTransceiver) -> None:
+    def _receive(self, session: PublicationSession, transceiver: RTCRtpTransceiver) -> None:
         allowed = session.accept.get(transceiver.kind)
         if allowed is not None and not restrict_codecs(transceiver, allowed.__contains__):
             raise SessionError(f"No acceptable {transceiver.kind} format (room mediaIn)")
@@ -305,8 +421,8 @@ class SFU:
         mid = str(transceiver.mid)
 
         def report(parameters: dict) -> None:
-            message = {"type": "engine.session", "session": session.id, "kind": session.kind, "status": "parameters"}
-            asyncio.ensure_future(self.emit(session.reply, {**message, "parameters": {mid: parameters}}))
+            event = Measured(session.id, session.participant.id, {mid: parameters})
+            asyncio.ensure_future(self.on_event(event))
 
         published = PublishedTrack(
             transceiver.kind, transceiver.receiver, report if transceiver.kind == "video" else None
@@ -315,8 +431,8 @@ class SFU:
         published.format = track_format(transceiver)
         session.published[mid] = published
 
-    def _send(self, session: Session, transceiver: RTCRtpTransceiver, requested: dict) -> None:
-        source = self._source_track(session.source, transceiver.kind)
+    def _send(self, session: SubscriptionSession, transceiver: RTCRtpTransceiver, requested: dict) -> None:
+        source = session.source_track(transceiver.kind)
         if source is None:
             raise SessionError(f"The stream has no {transceiver.kind} track")
         wants = requested.get("format") or {}
@@ -336,50 +452,36 @@ class SFU:
         transceiver.direction = "sendonly"
         session.forwarded[str(transceiver.mid)] = track
 
-    async def _connected(self, session: Session) -> None:
+    async def _connected(self, session: PublicationSession | SubscriptionSession) -> None:
         session.ready = True
-        for track in session.forwarded.values():
-            source = self._source_track(session.source, track.kind)
-            if source is None:
-                continue
-            if isinstance(track, TranscodedTrack):
-                source.transcoded.add(track)
-                source.tap.decode = True
-                source.keyframes.request()
-            else:
-                source.attach(track)
-        formats = {mid: {"format": p.format} for mid, p in session.published.items()}
-        await self.emit(session.reply, {"type": "engine.progress", "data": {"id": session.id, "status": "ready"}})
-        await self.emit(
-            session.reply,
-            {
-                "type": "engine.session",
-                "session": session.id,
-                "kind": session.kind,
-                "status": "ready",
-                "formats": formats,
-            },
-        )
+        formats: dict[str, dict] = {}
+        if isinstance(session, PublicationSession):
+            formats = {mid: {"format": p.format} for mid, p in session.published.items()}
+        else:
+            for track in session.forwarded.values():
+                source = session.source_track(track.kind)
+                if source is None:
+                    continue
+                if isinstance(track, TranscodedTrack):
+                    source.transcoded.add(track)
+                    source.tap.decode = True
+                    source.keyframes.request()
+                else:
+                    source.attach(track)
+        await self.on_event(Connected(session.id, session.participant.id, session.kind, formats))
 
     async def _fail(self, session: Session, reason: str) -> None:
-        await self.emit(
-            session.reply,
-            {
-                "type": "engine.session",
-                "session": session.id,
-                "kind": session.kind,
-                "status": "error",
-                "reason": reason,
-            },
-        )
+        await self.on_event(Failed(session.id, session.participant.id, session.kind, reason))
         await self.end_session(session.id)
 
     def stats(self) -> dict:
-        forwarded = [t for s in self.sessions.values() for t in s.forwarded.values()]
+        subscriptions = [s for s in self.sessions.values() if isinstance(s, SubscriptionSession)]
+        forwarded = [t for s in subscriptions for t in s.forwarded.values()]
         return {
+            "rooms": len(self.rooms),
             "sessions": len(self.sessions),
-            "publications": sum(1 for s in self.sessions.values() if s.kind == "publication"),
-            "subscriptions": sum(1 for s in self.sessions.values() if s.kind == "subscription"),
+            "publications": len(self.sessions) - len(subscriptions),
+            "subscriptions": len(subscriptions),
             "forwarded_frames": sum(getattr(t, "forwarded", 0) for t in forwarded),
             "dropped_frames": sum(getattr(t, "dropped", 0) for t in forwarded),
         }

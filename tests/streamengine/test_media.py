@@ -8,7 +8,7 @@ import av
 import pytest
 from channels.db import database_sync_to_async
 
-from streamengine import control
+from streamengine import services
 from streamengine.client import ConferenceClient, SignalingError, SyntheticAudioTrack, SyntheticVideoTrack
 from streamengine.exceptions import ParticipantNotFound
 from streamengine.media.passthrough import is_keyframe, vp8_resolution
@@ -154,7 +154,7 @@ async def test_permission_change_takes_effect_on_live_session(signaling_url, roo
         info = await client.join(await token(domain, role="viewer"))
         with pytest.raises(SignalingError, match="unauthorized"):
             await client.publish([SyntheticVideoTrack()])
-        await database_sync_to_async(control.participant_update_permission)(
+        await database_sync_to_async(services.participant_update_permission)(
             participant_id=info["id"],
             permission={"publish": {"audio": False, "video": True}, "subscribe": {"audio": True, "video": True}},
         )
@@ -172,7 +172,7 @@ async def test_drop_disconnects_and_cleans_up(signaling_url, room, token):
         publication = await publish_av(alice)
         await bob.wait_for("stream", lambda d: d["status"] == "add")
         subscription = await bob.subscribe(publication.id, audio=False, encoded=True)
-        await database_sync_to_async(control.participant_drop)(participant_id=a["id"])
+        await database_sync_to_async(services.participant_drop)(participant_id=a["id"])
         assert await alice.wait_for("drop") is None
         await asyncio.wait_for(alice.closed.wait(), 5)
         assert await bob.wait_for("stream", lambda d: d["status"] == "remove") == {
@@ -183,7 +183,7 @@ async def test_drop_disconnects_and_cleans_up(signaling_url, room, token):
         await eventually(lambda: not Publication.objects.filter(id=publication.id).exists())
         await eventually(lambda: not Subscription.objects.filter(id=subscription.id).exists())
         with pytest.raises(ParticipantNotFound):
-            await database_sync_to_async(control.participant_drop)(participant_id=a["id"])
+            await database_sync_to_async(services.participant_drop)(participant_id=a["id"])
 
 
 async def test_unpublish_ends_subscriptions(signaling_url, room, token):
