@@ -264,6 +264,9 @@ LOGGING = {
 # processes (Redis when REDIS_URL is set; per-process memory otherwise).
 OWT_MAUTH_WINDOW_SECONDS = float(os.environ.get("OWT_MAUTH_WINDOW_SECONDS", "300"))
 OWT_MAUTH_REPLAY_CACHE = "mauth"
+# Who the services (tenants) are: a callable (service_id) -> (service, plain key) | None.
+# owt.mauth sits below the apps, so the app that owns the services plugs its lookup in here.
+OWT_MAUTH_CREDENTIALS = "conference.selectors.mauth_credentials"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "mauth": (
