@@ -194,17 +194,39 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_WORKER_PREFETCH_M
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "3600"))
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 CELERY_TASK_DEFAULT_QUEUE = "data"
+# Routes name real task modules only. Long media jobs (recording, egress, transcoding) go to
+# "media" so they never wait behind (or starve) quick data jobs: give each media task module a
+# {"queue": "media"} route here when it is added. Everything else runs on "data".
 CELERY_TASK_ROUTES = {
-    # Long media jobs never wait behind (or starve) quick data jobs.
     "owt.ping": {"queue": "data"},
-    "egress.tasks.*": {"queue": "media"},
-    "conference.tasks.media_*": {"queue": "media"},
-    "streamengine.tasks.media_*": {"queue": "media"},
     "metrics.tasks.*": {"queue": "data"},
     "portal_stats.tasks.*": {"queue": "data"},
+    "streamengine.tasks.*": {"queue": "data"},
 }
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}  # apps add entries in their AppConfig.ready()
+# Every periodic job, in one place (run by exactly one `celery beat`).
+CELERY_BEAT_SCHEDULE = {
+    # The viewer-stats aggregator is the beat schedule's job, not the request path's.
+    "portal-stats-aggregate-minutes": {
+        "task": "portal_stats.tasks.aggregate_minutes",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "portal-stats-purge-expired": {"task": "portal_stats.tasks.purge_expired", "schedule": 3600.0},
+    # Raw peermetrics stats retention and stale-call cleanup.
+    "metrics-stats-retention": {
+        "task": "metrics.tasks.stats_purge_expired",
+        "schedule": 3600.0,
+        "options": {"queue": "data"},
+    },
+    "metrics-close-stale-conferences": {
+        "task": "metrics.tasks.conferences_close_stale",
+        "schedule": 3600.0,
+        "options": {"queue": "data"},
+    },
+    # Room tokens never consumed would otherwise stay in the database forever.
+    "streamengine-purge-expired-tokens": {"task": "streamengine.tasks.purge_expired_tokens", "schedule": 3600.0},
+}
 CELERY_RESULT_EXPIRES = 24 * 3600
 
 # --- REST ---------------------------------------------------------------------
