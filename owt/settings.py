@@ -320,3 +320,12 @@ METRICS_STATS_INGEST = os.environ.get("METRICS_STATS_INGEST", "bulk")
 # /demo/quick creates rooms and tokens without MAuth: allowed for staff sessions, or for
 # everyone when DEBUG or OWT_DEMO_OPEN is on (a developer's machine, the browser tests).
 OWT_DEMO_OPEN = env_bool("OWT_DEMO_OPEN", False)
+
+# --- portal_stats (Viblast P2P statistics) ------------------------------------------------
+# Each PORTAL_STATS_<NAME> variable (an integer: counts, or seconds for ages, spans and
+# retentions) overrides one of portal_stats.conf.DEFAULTS, e.g. PORTAL_STATS_RAW_RETENTION=86400.
+PORTAL_STATS = {
+    name.removeprefix("PORTAL_STATS_"): int(value)
+    for name, value in os.environ.items()
+    if name.startswith("PORTAL_STATS_")
+}
