@@ -19,23 +19,13 @@ from rest_framework import serializers
 
 from conference.exceptions import InvalidRequest
 from owt.errors import describe_validation_error
+from streamengine.media.resolutions import NAMED_RESOLUTIONS
 from streamengine.models import Publication
 
 # Source parameters assumed when the engine does not know them (OWT's defaults).
 DEFAULT_RESOLUTION = {"width": 640, "height": 480}
 DEFAULT_FRAMERATE = 30
 
-NAMED_RESOLUTIONS = {
-    "xga": (1024, 768),
-    "svga": (800, 600),
-    "vga": (640, 480),
-    "hvga": (480, 320),
-    "cif": (352, 288),
-    "qvga": (320, 240),
-    "qcif": (176, 144),
-    "hd720p": (1280, 720),
-    "hd1080p": (1920, 1080),
-}
 EXPLICIT_RESOLUTION = re.compile(r"^r(\d+)x(\d+)$")
 MULTIPLIER = re.compile(r"^x(\d+)/(\d+)$")
 
