@@ -4,7 +4,7 @@ The engine keeps a stream in the protocol-1.2 track form (``media.tracks``); the
 renders it as the spec's v1.1 form (``/v1.1/...``: ``media.video.original[]``) or v1.0 form
 (``/v1/...``: ``media.video.format``/``parameters``), with the ``optional`` lists (what a
 subscriber may ask for beyond the original) derived from the room's ``mediaOut`` and
-``transcoding`` settings as OWT does (owt-compat §7.2).
+``transcoding`` settings as OWT does (docs/stream-engine-api.md spells the rules out).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The OWT ``object(Room)``: defaults, validation, PUT/PATCH merging, the engine's copy.
 
-Defaults are the reference server's (``owt-compat.md`` §3.3). The serializers below are
+Defaults are the reference server's (docs/management-api.md, "Rooms: defaults and validation"). The serializers below are
 the schema: a key that is missing gets its default, a key that is present is validated
 (types, enums, ranges) and unknown keys are dropped, as the reference does. Validation
 errors are request data errors (HTTP 400, code 1301) whose message names the field, e.g.
