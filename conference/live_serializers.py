@@ -4,7 +4,7 @@ The engine keeps a stream in the protocol-1.2 track form (``media.tracks``); the
 renders it as the spec's v1.1 form (``/v1.1/...``: ``media.video.original[]``) or v1.0 form
 (``/v1/...``: ``media.video.format``/``parameters``), with the ``optional`` lists (what a
 subscriber may ask for beyond the original) derived from the room's ``mediaOut`` and
-``transcoding`` settings as OWT does (owt-compat §7.2).
+``transcoding`` settings as OWT does (docs/stream-engine-api.md spells the rules out).
 """
 
 from __future__ import annotations
@@ -19,23 +19,13 @@ from rest_framework import serializers
 
 from conference.exceptions import InvalidRequest
 from owt.errors import describe_validation_error
+from streamengine.media.resolutions import NAMED_RESOLUTIONS
 from streamengine.models import Publication
 
 # Source parameters assumed when the engine does not know them (OWT's defaults).
 DEFAULT_RESOLUTION = {"width": 640, "height": 480}
 DEFAULT_FRAMERATE = 30
 
-NAMED_RESOLUTIONS = {
-    "xga": (1024, 768),
-    "svga": (800, 600),
-    "vga": (640, 480),
-    "hvga": (480, 320),
-    "cif": (352, 288),
-    "qvga": (320, 240),
-    "qcif": (176, 144),
-    "hd720p": (1280, 720),
-    "hd1080p": (1920, 1080),
-}
 EXPLICIT_RESOLUTION = re.compile(r"^r(\d+)x(\d+)$")
 MULTIPLIER = re.compile(r"^x(\d+)/(\d+)$")
 

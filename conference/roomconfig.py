@@ -1,6 +1,6 @@
 """The OWT ``object(Room)``: defaults, validation, PUT/PATCH merging, the engine's copy.
 
-Defaults are the reference server's (``owt-compat.md`` §3.3). The serializers below are
+Defaults are the reference server's (docs/management-api.md, "Rooms: defaults and validation"). The serializers below are
 the schema: a key that is missing gets its default, a key that is present is validated
 (types, enums, ranges) and unknown keys are dropped, as the reference does. Validation
 errors are request data errors (HTTP 400, code 1301) whose message names the field, e.g.
@@ -21,14 +21,11 @@ from conference import jsonpatch, layouts
 from conference.crypto import decrypt, encrypt
 from conference.exceptions import InvalidRequest
 from owt.errors import describe_validation_error
+from streamengine.media.resolutions import NAMED_RESOLUTIONS
 
 FRAMERATES = [6, 12, 15, 24, 30, 48, 60]
 KEY_FRAME_INTERVALS = [100, 30, 5, 2, 1]
-# Named output resolutions the engine knows (besides relative ones like "x3/4").
-RESOLUTION_NAMES = {
-    "cif", "vga", "svga", "xga", "r640x360", "hd720p", "sif", "hvga", "r480x360", "qcif", "r192x144", "hd1080p",
-    "uhd_4k", "r360x360", "r480x480", "r720x720", "r720x1280", "r1080x1920", "qvga",
-}  # fmt: skip
+# Output resolutions: a name of NAMED_RESOLUTIONS or a ratio below 1 like "x3/4".
 RELATIVE_RESOLUTION = re.compile(r"^x([1-9]\d*)/([1-9]\d*)$")
 RELATIVE_BITRATE = re.compile(r"^x(\d+(?:\.\d+)?)$")
 
@@ -322,9 +319,9 @@ def _list_of(field: serializers.Field) -> serializers.ListField:
 
 class OutputResolution(serializers.Field):
     def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str) or not (data in RESOLUTION_NAMES or _relative(data)):
+        if not isinstance(data, str) or not (data in NAMED_RESOLUTIONS or _relative(data)):
             raise serializers.ValidationError(
-                f'{data!r} is not a resolution: use a ratio below 1 like "x3/4" or one of {sorted(RESOLUTION_NAMES)}'
+                f'{data!r} is not a resolution: use a ratio below 1 like "x3/4" or one of {sorted(NAMED_RESOLUTIONS)}'
             )
         return data
 

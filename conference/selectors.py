@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
+from conference.crypto import decrypt
 from conference.exceptions import PermissionDenied, RoomNotFound, ServiceNotFound
 from conference.models import Room, Service
 
@@ -11,6 +12,14 @@ from conference.models import Room, Service
 def service_find(*, service_id: str) -> Service | None:
     """The service with ``service_id`` or None (MAuth uses this: unknown ids are a 401, not a 404)."""
     return Service.objects.filter(id=service_id).first()
+
+
+def mauth_credentials(service_id: str) -> tuple[Service, str] | None:
+    """MAuth's credential lookup (setting ``OWT_MAUTH_CREDENTIALS``): the service and its plain key."""
+    service = service_find(service_id=service_id)
+    if service is None:
+        return None
+    return service, decrypt(service.key_encrypted)
 
 
 def service_list() -> QuerySet[Service]:

@@ -5,6 +5,7 @@ Queues: ``media`` for jobs that decode/encode or last as long as a recording,
 """
 
 import os
+from pathlib import Path
 
 from celery import Celery
 
@@ -13,6 +14,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "owt.settings")
 app = Celery("owt")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+BROKER_FOLDERS = ("data_folder_in", "data_folder_out", "processed_folder", "control_folder")
+
+
+@app.on_after_configure.connect
+def make_embedded_folders(sender: Celery, source, **kwargs) -> None:
+    """The embedded broker and result backend are folders: make them when Celery is configured
+    in a process that uses it (worker, beat, a portal sending a task), not at settings import."""
+    if str(source.broker_url).startswith("filesystem://"):
+        options = source.broker_transport_options or {}
+        for folder in {options[key] for key in BROKER_FOLDERS if options.get(key)}:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+    backend = source.result_backend
+    if isinstance(backend, str) and backend.startswith("file://"):
+        Path(backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 
 
 @app.task(name="owt.ping")

@@ -24,11 +24,15 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -53,7 +57,7 @@ class MAuthFailed(Unauthenticated):
 class MAuthCredentials:
     """``request.auth`` after MAuth: the calling service and the optional user/role of the header."""
 
-    service: Any  # conference.models.Service (not imported here: owt is below the apps)
+    service: Any  # whatever OWT_MAUTH_CREDENTIALS returns (owt is below the apps)
     user: str | None = None
     role: str | None = None
 
@@ -116,15 +120,20 @@ def _remember_once(service_id: str, timestamp: str, cnonce: str) -> bool:
     return cache.add(f"owt:mauth:{service_id}:{timestamp}:{cnonce}", 1, timeout=2 * window_seconds() + 1)
 
 
-def _lookup_service(service_id: str) -> tuple[Any, str] | None:
-    """(service, plain key) or None. Imported late: the conference app sits above owt."""
-    from conference.crypto import decrypt
-    from conference.selectors import service_find
+@lru_cache(maxsize=4)
+def _credentials_lookup(path: str) -> Callable[[str], tuple[Any, str] | None]:
+    return import_string(path)
 
-    service = service_find(service_id=service_id)
-    if service is None:
-        return None
-    return service, decrypt(service.key_encrypted)
+
+def _lookup_service(service_id: str) -> tuple[Any, str] | None:
+    """(service, plain key) or None, from the callable named by ``OWT_MAUTH_CREDENTIALS``.
+
+    The services (tenants) live in an app above owt, so that app plugs its lookup in here.
+    """
+    path = getattr(settings, "OWT_MAUTH_CREDENTIALS", None)
+    if not path:
+        raise ImproperlyConfigured("OWT_MAUTH_CREDENTIALS must name a callable (service_id) -> (service, key) | None")
+    return _credentials_lookup(path)(service_id)
 
 
 def verify(header: str | None, *, now: float | None = None) -> MAuthCredentials:

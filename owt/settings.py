@@ -15,8 +15,9 @@ from pathlib import Path
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Runtime state (SQLite file, broker folders, beat schedule). Importing the settings creates
+# nothing: each folder is made where it is first needed (owt.db.sqlite3, owt.celery, runplatform).
 VAR_DIR = Path(os.environ.get("OWT_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -98,6 +99,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Django's backend, plus: the file's folder (var/ by default) is made on first connect.
+    DATABASES["default"]["ENGINE"] = "owt.db.sqlite3"
     # Several processes (portal, worker) share the file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
@@ -116,8 +119,7 @@ USE_TZ = True
 
 # --- Static and media files ---------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))  # made by collectstatic / runplatform
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
@@ -179,11 +181,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # The transport polls the folder; the default (1 s) would add a second to every task.
         "polling_interval": 0.05,
     }
-    for folder in ("queue", "processed", "control"):
-        (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+# These folders (and a file:// result backend's) are made by owt.celery when Celery is configured.
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or REDIS_URL or f"file://{VAR_DIR / 'celery-results'}"
-if CELERY_RESULT_BACKEND.startswith("file://"):
-    Path(CELERY_RESULT_BACKEND.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -194,17 +193,39 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_WORKER_PREFETCH_M
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "3600"))
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 CELERY_TASK_DEFAULT_QUEUE = "data"
+# Routes name real task modules only. Long media jobs (recording, egress, transcoding) go to
+# "media" so they never wait behind (or starve) quick data jobs: give each media task module a
+# {"queue": "media"} route here when it is added. Everything else runs on "data".
 CELERY_TASK_ROUTES = {
-    # Long media jobs never wait behind (or starve) quick data jobs.
     "owt.ping": {"queue": "data"},
-    "egress.tasks.*": {"queue": "media"},
-    "conference.tasks.media_*": {"queue": "media"},
-    "streamengine.tasks.media_*": {"queue": "media"},
     "metrics.tasks.*": {"queue": "data"},
     "portal_stats.tasks.*": {"queue": "data"},
+    "streamengine.tasks.*": {"queue": "data"},
 }
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}  # apps add entries in their AppConfig.ready()
+# Every periodic job, in one place (run by exactly one `celery beat`).
+CELERY_BEAT_SCHEDULE = {
+    # The viewer-stats aggregator is the beat schedule's job, not the request path's.
+    "portal-stats-aggregate-minutes": {
+        "task": "portal_stats.tasks.aggregate_minutes",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "portal-stats-purge-expired": {"task": "portal_stats.tasks.purge_expired", "schedule": 3600.0},
+    # Raw peermetrics stats retention and stale-call cleanup.
+    "metrics-stats-retention": {
+        "task": "metrics.tasks.stats_purge_expired",
+        "schedule": 3600.0,
+        "options": {"queue": "data"},
+    },
+    "metrics-close-stale-conferences": {
+        "task": "metrics.tasks.conferences_close_stale",
+        "schedule": 3600.0,
+        "options": {"queue": "data"},
+    },
+    # Room tokens never consumed would otherwise stay in the database forever.
+    "streamengine-purge-expired-tokens": {"task": "streamengine.tasks.purge_expired_tokens", "schedule": 3600.0},
+}
 CELERY_RESULT_EXPIRES = 24 * 3600
 
 # --- REST ---------------------------------------------------------------------
@@ -264,6 +285,9 @@ LOGGING = {
 # processes (Redis when REDIS_URL is set; per-process memory otherwise).
 OWT_MAUTH_WINDOW_SECONDS = float(os.environ.get("OWT_MAUTH_WINDOW_SECONDS", "300"))
 OWT_MAUTH_REPLAY_CACHE = "mauth"
+# Who the services (tenants) are: a callable (service_id) -> (service, plain key) | None.
+# owt.mauth sits below the apps, so the app that owns the services plugs its lookup in here.
+OWT_MAUTH_CREDENTIALS = "conference.selectors.mauth_credentials"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "mauth": (
@@ -296,3 +320,12 @@ METRICS_STATS_INGEST = os.environ.get("METRICS_STATS_INGEST", "bulk")
 # /demo/quick creates rooms and tokens without MAuth: allowed for staff sessions, or for
 # everyone when DEBUG or OWT_DEMO_OPEN is on (a developer's machine, the browser tests).
 OWT_DEMO_OPEN = env_bool("OWT_DEMO_OPEN", False)
+
+# --- portal_stats (Viblast P2P statistics) ------------------------------------------------
+# Each PORTAL_STATS_<NAME> variable (an integer: counts, or seconds for ages, spans and
+# retentions) overrides one of portal_stats.conf.DEFAULTS, e.g. PORTAL_STATS_RAW_RETENTION=86400.
+PORTAL_STATS = {
+    name.removeprefix("PORTAL_STATS_"): int(value)
+    for name, value in os.environ.items()
+    if name.startswith("PORTAL_STATS_")
+}

@@ -1,8 +1,15 @@
-"""portal_stats settings with their defaults (override any of them in settings / the environment)."""
+"""portal_stats settings with their defaults.
+
+Override any of them with the environment variable ``PORTAL_STATS_<NAME>`` (an integer, e.g.
+``PORTAL_STATS_RAW_RETENTION=86400``), which ``owt/settings.py`` reads into
+``settings.PORTAL_STATS``, or by setting that dict directly. Unknown names are reported by
+``manage.py check``.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core import checks
 
 DEFAULTS = {
     # Largest batch one POST may carry.
@@ -29,3 +36,16 @@ DEFAULTS = {
 
 def get(name: str) -> int:
     return int(getattr(settings, "PORTAL_STATS", {}).get(name, DEFAULTS[name]))
+
+
+@checks.register()
+def check_names(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
+    """A misspelt PORTAL_STATS_<NAME> would be ignored silently: say so."""
+    return [
+        checks.Warning(
+            f"Unknown portal_stats setting {name!r} (PORTAL_STATS_{name}); it has no effect.",
+            hint=f"Known settings: {', '.join(DEFAULTS)}.",
+            id="portal_stats.W001",
+        )
+        for name in sorted(set(getattr(settings, "PORTAL_STATS", {})) - set(DEFAULTS))
+    ]

@@ -1,6 +1,6 @@
 """Wire formats of the stream-engine REST API (``/v1.1/stream-engine/...``).
 
-The state objects are those of owt-stream-api.md §5 (OWT ``stateTypes.js``): publications
+The state objects are those of the OWT stream API specification, §5 (OWT's ``stateTypes.js``): publications
 list their *source* tracks, subscriptions their *sink* tracks, and both say where they run
 (``locality``: the media node and its agent).
 """

@@ -1,6 +1,16 @@
 """Shared fixtures. Tests run on the embedded defaults unless DATABASE_URL etc. say otherwise."""
 
+from pathlib import Path
+
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def static_root():
+    """WhiteNoise warns about a missing STATIC_ROOT in every portal (settings no longer make it)."""
+    from django.conf import settings
+
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture

@@ -13,14 +13,7 @@ from aiortc import RTCRtpReceiver
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-RESOLUTIONS = {
-    "hd1080p": (1920, 1080),
-    "hd720p": (1280, 720),
-    "svga": (800, 600),
-    "vga": (640, 480),
-    "qvga": (320, 240),
-    "cif": (352, 288),
-}
+from streamengine.media.resolutions import NAMED_RESOLUTIONS as RESOLUTIONS
 
 _relay = MediaRelay()
 

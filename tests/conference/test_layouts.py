@@ -1,4 +1,4 @@
-"""Layout templates: generated exactly as the reference server does (owt-compat.md §4)."""
+"""Layout templates: generated exactly as the reference server does (docs/management-api.md, "Layout templates")."""
 
 import pytest
 

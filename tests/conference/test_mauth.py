@@ -1,6 +1,7 @@
 """MAuth: the reference vectors, the reference parser, replay and window checks."""
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -113,3 +114,20 @@ def test_cors_preflight_and_headers(api, http):
     refused = http.get("/v1/rooms")
     assert refused.status_code == 401 and refused.headers["Access-Control-Allow-Origin"] == "*"
     assert http.get("/v1/rooms", headers={"Authorization": api.authorization()}).headers["Access-Control-Allow-Methods"]
+
+
+TENANT = SimpleNamespace(id="b" * 24)
+TENANTS = {TENANT.id: (TENANT, "plugged-key")}
+
+
+def plugged_lookup(service_id):
+    return TENANTS.get(service_id)
+
+
+def test_credential_lookup_is_a_setting(settings):
+    """owt.mauth knows no app: whoever owns the services names the lookup in OWT_MAUTH_CREDENTIALS."""
+    settings.OWT_MAUTH_CREDENTIALS = f"{__name__}.plugged_lookup"
+    header = mauth.build_header(service_id="b" * 24, key="plugged-key")
+    assert mauth.verify(header).service is TENANT
+    with pytest.raises(mauth.MAuthFailed, match="unknown service"):
+        mauth.verify(mauth.build_header(service_id="c" * 24, key="plugged-key"))

@@ -9,7 +9,7 @@ from conference.roomconfig import DEFAULT_MEDIA_IN, DEFAULT_MEDIA_OUT, DEFAULT_R
 from owt.client import OwtApiError
 from streamengine.models import Domain
 
-# The reference server's stored document for POST /v1/rooms {"name": "r"} (owt-compat.md §3.3).
+# The reference server's stored document for POST /v1/rooms {"name": "r"} (docs/management-api.md).
 REFERENCE_DEFAULT_ROOM = {
     "name": "r",
     "inputLimit": -1,

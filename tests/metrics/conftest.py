@@ -13,12 +13,8 @@ from metrics.models import App, Organization
 
 @pytest.fixture
 def eager_celery():
-    from django.conf import settings
-
     from owt.celery import app
 
-    # The embedded file:// result backend needs its folder (the eager run records the result).
-    (settings.VAR_DIR / "celery-results").mkdir(parents=True, exist_ok=True)
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
     yield app

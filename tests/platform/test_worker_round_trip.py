@@ -4,6 +4,7 @@ On the embedded defaults the broker is kombu's filesystem transport; in CI the s
 runs against Redis and RabbitMQ (``CELERY_BROKER_URL``).
 """
 
+import fnmatch
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 import pytest
 from django.conf import settings
 
+from owt.celery import app as celery_app
 from owt.celery import ping
 
 pytestmark = pytest.mark.worker
@@ -43,8 +45,28 @@ def test_ping_round_trip_through_real_worker(worker):
     assert time.monotonic() - started < 60
 
 
+def registered_tasks() -> list[str]:
+    celery_app.loader.import_default_modules()  # what a worker imports at start (autodiscovery)
+    return sorted(name for name in celery_app.tasks if not name.startswith("celery."))
+
+
 def test_tasks_are_routed_by_queue():
     routes = settings.CELERY_TASK_ROUTES
-    assert routes["egress.tasks.*"]["queue"] == "media"
     assert routes["metrics.tasks.*"]["queue"] == "data"
     assert routes[ping.name]["queue"] == "data"
+    tasks = registered_tasks()
+    # A route for a module that does not exist hides that its jobs would land on the default queue.
+    for pattern in routes:
+        assert fnmatch.filter(tasks, pattern), f"route {pattern!r} names no task"
+    for name in tasks:
+        queue = celery_app.amqp.router.route({}, name)["queue"].name
+        assert queue == next(route["queue"] for pattern, route in routes.items() if fnmatch.fnmatch(name, pattern))
+        assert queue in {"data", "media"}
+    assert celery_app.amqp.router.route({}, "streamengine.tasks.purge_expired_tokens")["queue"].name == "data"
+
+
+def test_beat_runs_registered_tasks():
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    tasks = registered_tasks()
+    assert {entry["task"] for entry in schedule.values()} <= set(tasks)
+    assert schedule["streamengine-purge-expired-tokens"]["task"] == "streamengine.tasks.purge_expired_tokens"

@@ -9,7 +9,7 @@ the REST API must then list both participants and the stream. A screenshot of th
 subscriber page is written to ``test-artifacts/``.
 
 Run it in a loopback-only network namespace (Chromium otherwise pairs its other
-interfaces with the engine's loopback candidates; see media-engine-notes.md):
+interfaces with the engine's loopback candidates; bin/test does this):
 
     unshare -n sh -c 'ip link set lo up && python -m pytest -m browser tests/streamengine/test_browser_e2e.py'
 """

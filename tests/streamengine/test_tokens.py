@@ -56,6 +56,16 @@ def test_expired(domain):
     assert not Token.objects.exists()
 
 
+def test_beat_job_purges_expired_tokens(domain):
+    from streamengine.tasks import purge_expired_tokens
+
+    services.token_create(domain_id=domain.id, user="u1", role="presenter")
+    services.token_create(domain_id=domain.id, user="u2", role="presenter")
+    Token.objects.filter(user="u1").update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert purge_expired_tokens() == 1
+    assert list(Token.objects.values_list("user", flat=True)) == ["u2"]
+
+
 def test_unknown_role(domain):
     with pytest.raises(InvalidTokenRequest):
         services.token_create(domain_id=domain.id, user="u1", role="nobody")

@@ -34,6 +34,10 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=1, help="Processes of the data worker")
 
     def handle(self, *args, **options) -> None:
+        # Runtime state (admin password, beat schedule) and the static root WhiteNoise serves
+        # from: made here on a fresh checkout, not at settings import.
+        for folder in (settings.VAR_DIR, settings.STATIC_ROOT):
+            Path(folder).mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("database migrated")
         admin_line = self.bootstrap_admin()
