@@ -18,6 +18,7 @@ the participants of its rooms get ``drop``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -31,7 +32,7 @@ from django.conf import settings
 from django.db import connections
 
 from streamengine import protocol, services
-from streamengine.media.ice import use_host_addresses
+from streamengine.media.ice import use_host_addresses, use_ice_servers
 from streamengine.media.passthrough import check_aiortc_internals
 from streamengine.media.sfu import SFU, Answered, Connected, Failed, Measured, SessionEvent
 
@@ -66,7 +67,8 @@ class MediaNode:
 
     async def start(self) -> None:
         check_aiortc_internals()
-        use_host_addresses()
+        use_ice_servers(json.loads(settings.ICE_SERVERS_JSON or "[]"))
+        use_host_addresses(settings.MEDIA_HOST_ADDRESSES)
         # The default prefix: channels_redis serves all of a process's own channels from one
         # list, and a second prefix in the same process would starve the consumers' receives.
         self.channel_name = await self.layer.new_channel()
