@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -11,6 +12,8 @@ from django.utils.dateparse import parse_datetime
 from metrics import tokens
 from metrics.errors import PeermetricsError
 from metrics.models import App, Conference, Connection, GenericEvent, Issue, Organization, Participant, Session
+
+API_KEY_RE = re.compile(r"^[a-z0-9]{32}$")
 
 
 def parse_uuid(value: Any, code: str) -> uuid.UUID:
@@ -33,6 +36,25 @@ def session_from_token(token: Any) -> Session:
     if session is None:
         raise PeermetricsError("invalid_token")
     return session
+
+
+def session_connection(*, session: Session, connection_id: uuid.UUID, lock: bool = False) -> Connection:
+    """A connection of *this* session (the reference resolved any UUID, across tenants)."""
+    queryset = Connection.objects.select_for_update() if lock else Connection.objects
+    connection = queryset.filter(pk=connection_id, session_id=session.pk).first()
+    if connection is None:
+        raise PeermetricsError("connection_not_found")
+    return connection
+
+
+def app_for_key(*, api_key: Any) -> App:
+    """The active app of an active organization that owns this SDK api key."""
+    if not isinstance(api_key, str) or not API_KEY_RE.match(api_key):
+        raise PeermetricsError("invalid_api_key")
+    app = App.objects.filter(api_key=api_key, is_active=True, organization__is_active=True).first()
+    if app is None:
+        raise PeermetricsError("invalid_api_key")
+    return app
 
 
 def conference_for_key(*, app: App, conference_id: Any) -> Conference:

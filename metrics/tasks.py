@@ -13,7 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from metrics.models import Conference, GenericEvent
-from metrics.services import conference_stop
+from metrics.services.connections import conference_stop
 
 logger = logging.getLogger(__name__)
 SUMMARY_QUEUE_SECONDS = 5

@@ -28,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from metrics import ingest, selectors, services, tokens
+from metrics import ingest, selectors, tokens
 from metrics.errors import ERROR_FORMAT, PeermetricsError
 from metrics.serializers import (
     AppIn,
@@ -45,6 +45,7 @@ from metrics.serializers import (
     SessionOut,
     TrackOut,
 )
+from metrics.services import connections, dashboard, ingestion
 
 SDK_TAG = ["peermetrics SDK"]
 DASHBOARD_TAG = ["peermetrics dashboard"]
@@ -79,7 +80,7 @@ class SdkView(APIView):
     def session_and_body(self, request: Request) -> tuple[Any, dict, Any]:
         body = self.body(request)
         session = selectors.session_from_token(body.get("token"))
-        return session, body, services.event_time(body.get("delta"))
+        return session, body, ingestion.event_time(body.get("delta"))
 
 
 class InitializeView(SdkView):
@@ -112,7 +113,7 @@ class InitializeView(SdkView):
         ],
     )
     def post(self, request: Request) -> Response:
-        app, conference, participant = services.conference_initialize(
+        app, conference, participant = ingestion.conference_initialize(
             body=self.body(request), origin=request.headers.get("Origin", "")
         )
         return Response(
@@ -136,11 +137,11 @@ class SessionsView(SdkView):
     def post(self, request: Request) -> Response:
         body = self.body(request)
         claims = tokens.verify("init", body.get("token"), ("p", "c"))
-        session = services.session_create(
+        session = ingestion.session_create(
             conference_id=selectors.parse_uuid(claims["c"], "invalid_token"),
             participant_id=selectors.parse_uuid(claims["p"], "invalid_token"),
             body=body,
-            now=services.event_time(body.get("delta")),
+            now=ingestion.event_time(body.get("delta")),
         )
         return Response({"token": tokens.session_token(session_id=str(session.pk))})
 
@@ -151,14 +152,14 @@ class SessionsView(SdkView):
     )
     def put(self, request: Request) -> Response:
         session, body, _ = self.session_and_body(request)
-        return Response({"data": SessionOut(services.session_update(session=session, body=body)).data})
+        return Response({"data": SessionOut(ingestion.session_update(session=session, body=body)).data})
 
 
 class GetUserMediaView(SdkView):
     @extend_schema(tags=SDK_TAG, request=ANY_JSON, responses={200: EMPTY})
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        services.gum_event_record(session=session, body=body, now=now)
+        ingestion.gum_event_record(session=session, body=body, now=now)
         return Response("")
 
 
@@ -166,7 +167,7 @@ class BrowserEventView(SdkView):
     @extend_schema(tags=SDK_TAG, request=ANY_JSON, responses={200: EMPTY})
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        services.browser_event_record(session=session, body=body, now=now)
+        ingestion.browser_event_record(session=session, body=body, now=now)
         return Response("")
 
 
@@ -197,7 +198,7 @@ class ConnectionEventView(SdkView):
     )
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        return Response(services.connection_event_record(session=session, body=body, now=now))
+        return Response(ingestion.connection_event_record(session=session, body=body, now=now))
 
 
 class ConnectionBatchView(SdkView):
@@ -219,7 +220,7 @@ class ConnectionBatchView(SdkView):
         session = selectors.session_from_token(token)
         if not isinstance(items, list):
             raise PeermetricsError("invalid_parameters", "data must be a list of events")
-        return Response({"data": services.connection_batch_record(session=session, items=items, delta=delta)})
+        return Response({"data": ingestion.connection_batch_record(session=session, items=items, delta=delta)})
 
 
 class TracksView(SdkView):
@@ -228,7 +229,7 @@ class TracksView(SdkView):
     )
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        return Response({"data": TrackOut(services.track_create(session=session, body=body, now=now)).data})
+        return Response({"data": TrackOut(ingestion.track_create(session=session, body=body, now=now)).data})
 
     @extend_schema(
         tags=SDK_TAG,
@@ -237,7 +238,7 @@ class TracksView(SdkView):
     )
     def put(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        return Response({"data": TrackOut(services.track_update(session=session, body=body, now=now)).data})
+        return Response({"data": TrackOut(ingestion.track_update(session=session, body=body, now=now)).data})
 
 
 async def stats_answer(raw: bytes) -> tuple[int, Any]:
@@ -248,7 +249,7 @@ async def stats_answer(raw: bytes) -> tuple[int, Any]:
     try:
         body = parse_body(raw)
         claims = tokens.verify("session", body.get("token"), ("s",))
-        now = services.event_time(body.get("delta"))
+        now = ingestion.event_time(body.get("delta"))
         await ingest.stats_accept(session_id=str(claims["s"]), body=body, now=now)
     except Exception as exc:  # noqa: BLE001 - every failure answers in the API's envelope
         return ERROR_FORMAT.payload(exc)
@@ -268,9 +269,9 @@ class StopConferenceView(SdkView):
     def post(self, request: Request) -> Response:
         body = self.body(request)
         conference = selectors.conference_for_key(
-            app=services.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
+            app=selectors.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
         )
-        services.conference_stop(conference_id=conference.pk, now=services.event_time(None))
+        connections.conference_stop(conference_id=conference.pk, now=ingestion.event_time(None))
         return Response({})
 
 
@@ -287,7 +288,7 @@ class ConferenceUrlView(SdkView):
     def post(self, request: Request) -> Response:
         body = self.body(request)
         conference = selectors.conference_for_key(
-            app=services.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
+            app=selectors.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
         )
         return Response(
             {"url": request.build_absolute_uri(f"{reverse('metrics:dashboard')}#conference={conference.pk}")}
@@ -344,7 +345,7 @@ class OrganizationListView(DashboardView):
     def post(self, request: Request) -> Response:
         data = OrganizationIn(data=request.data)
         data.is_valid(raise_exception=True)
-        organization = services.organization_create(user=request.user, **data.validated_data)
+        organization = dashboard.organization_create(user=request.user, **data.validated_data)
         return Response({"data": OrganizationOut(organization).data}, status=201)
 
 
@@ -361,14 +362,14 @@ class OrganizationDetailView(DashboardView):
         return Response(
             {
                 "data": OrganizationOut(
-                    services.organization_update(organization=organization, **data.validated_data)
+                    dashboard.organization_update(organization=organization, **data.validated_data)
                 ).data
             }
         )
 
     @extend_schema(tags=DASHBOARD_TAG, responses={204: None})
     def delete(self, request: Request, pk: str) -> Response:
-        services.organization_delete(organization=selectors.organization_get(user=request.user, pk=pk))
+        dashboard.organization_delete(organization=selectors.organization_get(user=request.user, pk=pk))
         return Response(status=204)
 
 
@@ -383,7 +384,7 @@ class AppListView(DashboardView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         organization = selectors.organization_get(user=request.user, pk=fields.pop("organization"))
-        return Response({"data": AppOut(services.app_create(organization=organization, **fields)).data}, status=201)
+        return Response({"data": AppOut(dashboard.app_create(organization=organization, **fields)).data}, status=201)
 
 
 class AppDetailView(DashboardView):
@@ -396,11 +397,11 @@ class AppDetailView(DashboardView):
         app = selectors.app_get(user=request.user, pk=pk)
         data = AppUpdateIn(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response({"data": AppOut(services.app_update(app=app, **data.validated_data)).data})
+        return Response({"data": AppOut(dashboard.app_update(app=app, **data.validated_data)).data})
 
     @extend_schema(tags=DASHBOARD_TAG, responses={204: None})
     def delete(self, request: Request, pk: str) -> Response:
-        services.app_delete(app=selectors.app_get(user=request.user, pk=pk))
+        dashboard.app_delete(app=selectors.app_get(user=request.user, pk=pk))
         return Response(status=204)
 
 
@@ -411,7 +412,7 @@ class AppResetKeyView(DashboardView):
         responses={200: inline_serializer("ResetKeyOut", fields={"api_key": serializers.CharField()})},
     )
     def post(self, request: Request, pk: str) -> Response:
-        app = services.app_reset_key(app=selectors.app_get(user=request.user, pk=pk))
+        app = dashboard.app_reset_key(app=selectors.app_get(user=request.user, pk=pk))
         return Response({"api_key": app.api_key})
 
 

@@ -1,59 +1,34 @@
-"""Writes for the peermetrics API: SDK ingestion, the connection state machine, issues, dashboard CRUD.
+"""SDK events → rows: initialize, sessions, getUserMedia/browser/connection events, tracks.
 
-Every function is keyword-only and atomic. ``now`` is the event's time as the SDK meant it
-(arrival time minus ``delta``). Read-modify-write of a connection's JSON state happens
-under a row lock, so concurrent, unordered connection events do not lose updates.
+Every SDK route but ``/stats`` (:mod:`metrics.ingest`, the group-commit fast path). Every
+function is keyword-only and atomic. ``now`` is the event's time as the SDK meant it
+(arrival time minus ``delta``). Connection events drive :mod:`metrics.services.connections`.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from metrics import selectors
 from metrics.errors import PeermetricsError
-from metrics.models import (
-    ISSUES,
-    App,
-    Conference,
-    Connection,
-    GenericEvent,
-    Issue,
-    Organization,
-    Participant,
-    Session,
-    Track,
-    new_api_key,
-)
+from metrics.models import App, Conference, Connection, GenericEvent, Participant, Session, Track
+from metrics.services import connections as state
+from metrics.services.connections import issue_raise
 
-API_KEY_RE = re.compile(r"^[a-z0-9]{32}$")
-ICE_STATES = {"new", "checking", "connected", "completed", "failed", "disconnected", "closed"}
-SIGNALING_STATES = {
-    "stable",
-    "have-local-offer",
-    "have-remote-offer",
-    "have-local-pranswer",
-    "have-remote-pranswer",
-    "closed",
-}
-GATHERING_STATES = {"new", "gathering", "complete"}
-CONNECTION_STATES = set(Connection.STATES)
-CANDIDATE_KEYS = (
-    "address", "candidate", "component", "foundation", "port", "priority", "protocol",
-    "relatedAddress", "relatedPort", "sdpMLineIndex", "sdpMid", "tcpType", "type", "usernameFragment",
-)  # fmt: skip
 CONNECTION_EVENTS = {
     "addConnection", "removeConnection", "removePeer", "peerDetails", "onicecandidate", "onicegatheringstatechange",
     "onsignalingstatechange", "oniceconnectionstatechange", "onconnectionstatechange", "onnegotiationneeded",
     "onicecandidateerror", "ondatachannel",
 }  # fmt: skip
 TRACK_EVENTS = {"mute", "unmute", "ended", "overconstrained"}
+TRACK_INFO_KEYS = ("enabled", "muted", "readyState", "contentHint", "capabilities", "constraints", "settings")
 MAX_DELTA_MS = 7 * 24 * 3600 * 1000
 
 
@@ -78,33 +53,6 @@ def _text(body: dict, key: str, *, required: bool = False, limit: int = 64) -> s
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise PeermetricsError("invalid_parameters", f"{key} must be a string")
     return str(value)[:limit]
-
-
-def issue_raise(
-    *,
-    code: str,
-    conference: Conference,
-    now: datetime,
-    session: Session | None = None,
-    participant: Participant | None = None,
-    connection: Connection | None = None,
-    track: Track | None = None,
-    data: dict | None = None,
-) -> None:
-    """Record an issue; once-per-connection/-session codes are deduplicated by constraint."""
-    issue = Issue(
-        app_id=conference.app_id,
-        conference=conference,
-        session=session,
-        participant=participant or (session.participant if session else None),
-        connection=connection,
-        track=track,
-        type=ISSUES[code][0],
-        code=code,
-        data=data or {},
-        created_at=now,
-    )
-    Issue.objects.bulk_create([issue], ignore_conflicts=True)
 
 
 def _event(
@@ -133,6 +81,10 @@ def _event(
     )
 
 
+def _track_info(data: dict) -> dict:
+    return {key: data.get(key) for key in TRACK_INFO_KEYS}
+
+
 # --- initialize and sessions ---------------------------------------------------------
 
 
@@ -140,21 +92,12 @@ def _origin_host(origin: str) -> str:
     return (urlsplit(origin).hostname or "") if origin else ""
 
 
-def app_for_key(*, api_key: Any) -> App:
-    if not isinstance(api_key, str) or not API_KEY_RE.match(api_key):
-        raise PeermetricsError("invalid_api_key")
-    app = App.objects.filter(api_key=api_key, is_active=True, organization__is_active=True).first()
-    if app is None:
-        raise PeermetricsError("invalid_api_key")
-    return app
-
-
 def conference_initialize(*, body: dict, origin: str = "") -> tuple[App, Conference, Participant]:
     """Validate the api key and origin, get-or-create the conference and participant."""
     for key in ("conferenceId", "userId", "apiKey"):
         if body.get(key) in (None, ""):
             raise PeermetricsError("missing_parameters", f"{key} is required")
-    app = app_for_key(api_key=body["apiKey"])
+    app = selectors.app_for_key(api_key=body["apiKey"])
     conference_id = _text(body, "conferenceId")
     user_id = _text(body, "userId")
     conference_name = _text(body, "conferenceName")
@@ -264,18 +207,6 @@ def gum_event_record(*, session: Session, body: dict, now: datetime) -> GenericE
     for kind_key, kind in (("audio", Track.Kind.AUDIO), ("video", Track.Kind.VIDEO)):
         for item in data.get(kind_key) or []:
             if isinstance(item, dict) and item.get("id"):
-                info = {
-                    k: item.get(k)
-                    for k in (
-                        "enabled",
-                        "muted",
-                        "readyState",
-                        "contentHint",
-                        "capabilities",
-                        "constraints",
-                        "settings",
-                    )
-                }
                 tracks.append(
                     Track(
                         session=session,
@@ -283,7 +214,7 @@ def gum_event_record(*, session: Session, body: dict, now: datetime) -> GenericE
                         direction=Track.Direction.OUTBOUND,
                         track_id=str(item["id"])[:64],
                         label=str(item.get("label") or "")[:128],
-                        track_info=info,
+                        track_info=_track_info(item),
                         created_at=now,
                     )
                 )
@@ -307,101 +238,13 @@ def browser_event_record(*, session: Session, body: dict, now: datetime) -> Gene
     data = {key: value for key, value in body.items() if key not in ("token", "eventName")}
     event = _event(session=session, category=GenericEvent.Category.BROWSER, type=event_name, data=data, now=now)
     if event_name == "beforeunload":
-        _session_end(session=session, now=now)
+        state.session_end(session=session, now=now)
     elif event_name in ("unload", "endCall"):
-        for connection in session.connections.select_for_update().filter(end_time__isnull=True):
-            _connection_end(connection=connection, now=now, check=False)
-        _session_end(session=session, now=now)
-        _conference_check(conference_id=session.conference_id, now=now)
-        _session_final_checks(session=session, now=now)
+        state.session_leave(session=session, now=now)
     return event
 
 
-@transaction.atomic
-def conference_stop(*, conference_id: Any, now: datetime) -> None:
-    """End every open connection and session of a conference (stale calls, operators)."""
-    for connection in Connection.objects.select_for_update().filter(conference_id=conference_id, end_time__isnull=True):
-        _connection_end(connection=connection, now=now, check=False)
-    for session in Session.objects.filter(conference_id=conference_id, end_time__isnull=True):
-        _session_end(session=session, now=now)
-    _conference_check(conference_id=conference_id, now=now)
-
-
-def _session_end(*, session: Session, now: datetime) -> None:
-    if session.end_time is None:
-        session.end_time = now
-        session.duration = max((now - session.created_at).total_seconds(), 0.0)
-        session.call_start = None
-        session.save(update_fields=["end_time", "duration", "call_start"])
-
-
-def _session_final_checks(*, session: Session, now: datetime) -> None:
-    """``no_media_access`` and ``no_connection``, once per session (constraint-deduplicated)."""
-    gum = list(session.events.filter(category=GenericEvent.Category.GET_USER_MEDIA).values_list("data", flat=True))
-    asked = sum(1 for data in gum if isinstance(data, dict) and "constraints" in data)
-    failed = sum(1 for data in gum if isinstance(data, dict) and data.get("error"))
-    if asked and failed >= asked:
-        issue_raise(code="no_media_access", conference=session.conference, session=session, now=now)
-    connections = list(session.connections.all())
-    if connections and not any(c.connection_info.get("established") for c in connections):
-        issue_raise(code="no_connection", conference=session.conference, session=session, now=now)
-
-
 # --- connections --------------------------------------------------------------------------
-
-
-def _negotiation_open(info: dict, kind: str, now: datetime) -> None:
-    negotiations = info.setdefault("negotiations", [])
-    if negotiations and negotiations[-1]["status"] == "connecting":
-        return
-    negotiations.append(
-        {"type": kind, "status": "connecting", "start_time": now.isoformat(), "end_time": None, "duration": None}
-    )
-
-
-def _negotiation_close(info: dict, status: str, now: datetime) -> None:
-    negotiations = info.get("negotiations") or []
-    if not negotiations or negotiations[-1]["status"] not in ("connecting", "stable"):
-        return
-    last = negotiations[-1]
-    last["status"] = status
-    last["end_time"] = now.isoformat()
-    last["duration"] = round((now - datetime.fromisoformat(last["start_time"])).total_seconds(), 3)
-
-
-def _connection_end(*, connection: Connection, now: datetime, check: bool = True) -> None:
-    if connection.end_time is not None:
-        return
-    info = connection.connection_info
-    for negotiation in info.get("negotiations") or []:
-        if negotiation["status"] == "connecting":
-            negotiation["status"] = "failed"
-    connection.end_time = now
-    connection.duration = max((now - connection.start_time).total_seconds(), 0.0)
-    connection.save(update_fields=["end_time", "duration", "connection_info"])
-    from metrics.ingest import forget_connection
-
-    forget_connection(connection.pk)
-    if check:
-        if not Connection.objects.filter(session_id=connection.session_id, end_time__isnull=True).exists():
-            Session.objects.filter(pk=connection.session_id).update(call_start=None)
-        _conference_check(conference_id=connection.conference_id, now=now)
-
-
-def _conference_check(*, conference_id: Any, now: datetime) -> None:
-    """All connections ended → close the live stretch and queue the summary (after commit)."""
-    conference = Conference.objects.select_for_update().get(pk=conference_id)
-    if not conference.ongoing or Connection.objects.filter(conference_id=conference_id, end_time__isnull=True).exists():
-        return
-    if conference.call_start:
-        conference.duration += max((now - conference.call_start).total_seconds(), 0.0)
-    conference.end_time = now
-    conference.ongoing = False
-    conference.call_start = None
-    conference.save(update_fields=["duration", "end_time", "ongoing", "call_start"])
-    from metrics.tasks import summary_queue
-
-    transaction.on_commit(lambda: summary_queue(conference_id=conference_id))
 
 
 def _connection_add(*, session: Session, body: dict, now: datetime) -> dict:
@@ -419,30 +262,9 @@ def _connection_add(*, session: Session, body: dict, now: datetime) -> dict:
     if changed:
         Participant.objects.filter(pk=peer.pk).update(**changed)
     session.conference.participants.add(peer)
-    state = body.get("connectionState")
-    connection = Connection(
-        app_id=session.app_id,
-        conference_id=session.conference_id,
-        session=session,
-        participant_id=session.participant_id,
-        peer=peer,
-        start_time=now,
-        created_at=now,
-        connection_info={"negotiations": []},
+    connection = state.connection_open(
+        session=session, peer=peer, connected=body.get("connectionState") == "connected", now=now
     )
-    if state == "connected":
-        connection.state = "connected"
-        connection.connection_info["established"] = True
-    else:
-        _negotiation_open(connection.connection_info, "initial", now)
-    connection.save()
-    Session.objects.filter(pk=session.pk, call_start__isnull=True).update(call_start=now)
-    conference = Conference.objects.select_for_update().get(pk=session.conference_id)
-    conference.ongoing = True
-    conference.end_time = None
-    conference.start_time = conference.start_time or now
-    conference.call_start = conference.call_start or now
-    conference.save(update_fields=["ongoing", "end_time", "start_time", "call_start"])
     _event(
         session=session,
         category=GenericEvent.Category.CONNECTION,
@@ -462,69 +284,7 @@ def _session_connection(session: Session, connection_id: Any, *, lock: bool = Fa
         connection_uuid = uuid.UUID(str(connection_id))
     except ValueError as exc:
         raise PeermetricsError("connection_not_found") from exc
-    queryset = Connection.objects.select_for_update() if lock else Connection.objects
-    connection = queryset.filter(pk=connection_uuid, session_id=session.pk).first()
-    if connection is None:
-        raise PeermetricsError("connection_not_found")
-    return connection
-
-
-def _state(data: Any, allowed: set[str], name: str) -> str:
-    if not isinstance(data, str) or data not in allowed:
-        raise PeermetricsError("invalid_parameters", f"invalid {name}")
-    return data
-
-
-def _mark_connected(connection: Connection, now: datetime) -> None:
-    connection.state = "connected"
-    connection.connection_info["established"] = True
-    _negotiation_close(connection.connection_info, "connected", now)
-
-
-def _connection_event_apply(*, session: Session, connection: Connection, name: str, data: Any, now: datetime) -> Any:
-    """The state machine for one event on a locked connection; returns the data to store."""
-    info = connection.connection_info
-    issue_kwargs = {"conference": session.conference, "session": session, "connection": connection, "now": now}
-    if name == "onicecandidate":
-        return {key: data.get(key) for key in CANDIDATE_KEYS} if isinstance(data, dict) else None
-    if name == "onicegatheringstatechange":
-        return _state(data, GATHERING_STATES, "gathering state")
-    if name == "onnegotiationneeded":
-        _negotiation_open(info, "renegotiation", now)
-    elif name == "onsignalingstatechange":
-        signaling = data.get("signalingState") if isinstance(data, dict) else data
-        _state(signaling, SIGNALING_STATES, "signaling state")
-        if signaling in ("have-local-offer", "have-remote-offer"):
-            _negotiation_open(info, "renegotiation" if info.get("negotiations") else "initial", now)
-        elif signaling == "stable":
-            _negotiation_close(info, "stable", now)
-    elif name == "oniceconnectionstatechange":
-        ice = _state(data, ICE_STATES, "ICE connection state")
-        if ice in ("connected", "completed"):
-            _mark_connected(connection, now)
-        elif ice == "failed":
-            issue_raise(code="ice_failed", **issue_kwargs)
-    elif name == "onconnectionstatechange":
-        state = _state(data, CONNECTION_STATES, "connection state")
-        # The SDK posts events concurrently, so they can arrive out of order: a late
-        # "new"/"connecting" never undoes a connection that already got further.
-        if not (
-            state in ("new", "connecting") and connection.state in ("connected", "disconnected", "failed", "closed")
-        ):
-            connection.state = state
-        if state == "connected":
-            _mark_connected(connection, now)
-        elif state == "failed":
-            _negotiation_close(info, "failed", now)
-            issue_raise(code="connection_failed", **issue_kwargs)
-        elif state == "disconnected":
-            issue_raise(code="connection_disconnected", **issue_kwargs)
-    elif name == "onicecandidateerror":
-        issue_raise(code="icecandidateerror", data=data if isinstance(data, dict) else {}, **issue_kwargs)
-    connection.save(update_fields=["state", "connection_info"])
-    if name == "onconnectionstatechange" and data == "closed":
-        _connection_end(connection=connection, now=now)
-    return data
+    return selectors.session_connection(session=session, connection_id=connection_uuid, lock=lock)
 
 
 @transaction.atomic
@@ -553,15 +313,15 @@ def connection_event_record(*, session: Session, body: dict, now: datetime) -> d
             peer_id=peer,
         )
         for connection in connections:
-            _connection_end(connection=connection, now=now)
+            state.connection_end(connection=connection, now=now)
         return ""
     connection = _session_connection(session, body.get("connectionId"), lock=True)
     data = body.get("data")
     if name == "removeConnection":
         stored = None
-        _connection_end(connection=connection, now=now)
+        state.connection_end(connection=connection, now=now)
     else:
-        stored = _connection_event_apply(session=session, connection=connection, name=name, data=data, now=now)
+        stored = state.connection_apply(session=session, connection=connection, name=name, data=data, now=now)
     _event(
         session=session,
         category=GenericEvent.Category.CONNECTION,
@@ -609,10 +369,6 @@ def track_create(*, session: Session, body: dict, now: datetime) -> Track:
     track = Track.objects.filter(connection=connection, track_id=track_id).first()
     if track is None:
         kind = Track.Kind.VIDEO if data.get("kind") == "video" else Track.Kind.AUDIO
-        info = {
-            k: data.get(k)
-            for k in ("enabled", "muted", "readyState", "contentHint", "capabilities", "constraints", "settings")
-        }
         track = Track.objects.create(
             session=session,
             connection=connection,
@@ -620,7 +376,7 @@ def track_create(*, session: Session, body: dict, now: datetime) -> Track:
             direction=Track.Direction.INBOUND,
             track_id=track_id,
             label=str(data.get("label") or "")[:128],
-            track_info=info,
+            track_info=_track_info(data),
             created_at=now,
         )
     _event(
@@ -669,63 +425,3 @@ def track_update(*, session: Session, body: dict, now: datetime) -> Track:
         track=track,
     )
     return track
-
-
-# --- dashboard writes -------------------------------------------------------------------------
-
-
-@transaction.atomic
-def organization_create(*, user: Any, name: str) -> Organization:
-    organization = Organization.objects.create(name=name[:64])
-    organization.members.add(user)
-    return organization
-
-
-@transaction.atomic
-def organization_update(*, organization: Organization, name: str) -> Organization:
-    organization.name = name[:64]
-    organization.save(update_fields=["name"])
-    return organization
-
-
-@transaction.atomic
-def organization_delete(*, organization: Organization) -> None:
-    organization.is_active = False
-    organization.save(update_fields=["is_active"])
-    organization.apps.update(is_active=False)
-
-
-@transaction.atomic
-def app_create(
-    *, organization: Organization, name: str, domain: str = "", recording: bool = True, interval: int = 10000
-) -> App:
-    return App.objects.create(
-        organization=organization, name=name[:64], domain=domain, recording=recording, interval=interval
-    )
-
-
-@transaction.atomic
-def app_update(*, app: App, **fields: Any) -> App:
-    for key, value in fields.items():
-        setattr(app, key, value)
-    app.save(update_fields=list(fields))
-    return app
-
-
-@transaction.atomic
-def app_delete(*, app: App) -> None:
-    app.is_active = False
-    app.save(update_fields=["is_active"])
-
-
-def app_reset_key(*, app: App) -> App:
-    """A fresh 32-char key (the reference produced 36 chars and always failed validation)."""
-    for _ in range(3):
-        try:
-            with transaction.atomic():
-                app.api_key = new_api_key()
-                app.save(update_fields=["api_key"])
-            return app
-        except IntegrityError:  # a collision of 128 random bits: try again
-            continue
-    raise PeermetricsError("unknown_error", "could not generate a unique key")
