@@ -38,6 +38,15 @@ def session_from_token(token: Any) -> Session:
     return session
 
 
+def init_token_subjects(*, conference_id: uuid.UUID, participant_id: uuid.UUID) -> tuple[Conference, Participant]:
+    """The conference and participant an init token names; gone (or of different apps) is ``invalid_token``."""
+    conference = Conference.objects.select_related("app").filter(pk=conference_id).first()
+    participant = Participant.objects.filter(pk=participant_id).first()
+    if conference is None or participant is None or participant.app_id != conference.app_id:
+        raise PeermetricsError("invalid_token")
+    return conference, participant
+
+
 def session_connection(*, session: Session, connection_id: uuid.UUID, lock: bool = False) -> Connection:
     """A connection of *this* session (the reference resolved any UUID, across tenants)."""
     queryset = Connection.objects.select_for_update() if lock else Connection.objects

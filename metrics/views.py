@@ -9,9 +9,9 @@ views) so that requests can be committed in groups (:mod:`metrics.ingest`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -30,20 +30,34 @@ from rest_framework.views import APIView
 
 from metrics import ingest, selectors, tokens
 from metrics.errors import ERROR_FORMAT, PeermetricsError
+from metrics.models import Session
 from metrics.serializers import (
     AppIn,
     AppOut,
     AppUpdateIn,
+    BrowserEventIn,
     ConferenceDetailOut,
     ConferenceOut,
+    ConnectionBatchIn,
     ConnectionOut,
     EventOut,
+    GetUserMediaIn,
+    InitializeIn,
     IssueOut,
     OrganizationIn,
     OrganizationOut,
     ParticipantOut,
+    SessionIn,
     SessionOut,
+    SessionUpdateIn,
+    TrackIn,
     TrackOut,
+    TrackUpdateIn,
+    connection_event,
+    connection_uuid,
+    event_time,
+    parse_body,
+    require,
 )
 from metrics.services import connections, dashboard, ingestion
 
@@ -51,19 +65,6 @@ SDK_TAG = ["peermetrics SDK"]
 DASHBOARD_TAG = ["peermetrics dashboard"]
 ANY_JSON = inline_serializer("SdkBody", fields={"token": serializers.CharField(required=False)})
 EMPTY = inline_serializer("SdkEmpty", fields={})
-
-
-def parse_body(raw: bytes, *, allow_list: bool = False) -> Any:
-    """The SDK's JSON body, sent as text/plain (beacons as text/plain;charset=UTF-8)."""
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PeermetricsError("unknown_error", "") from exc
-    if isinstance(body, dict) or (allow_list and isinstance(body, list)):
-        return body
-    raise PeermetricsError("invalid_parameters", "the body must be a JSON object")
 
 
 # --- SDK routes ------------------------------------------------------------------------------
@@ -77,10 +78,10 @@ class SdkView(APIView):
     def body(self, request: Request) -> dict:
         return parse_body(request._request.body)
 
-    def session_and_body(self, request: Request) -> tuple[Any, dict, Any]:
+    def session_and_body(self, request: Request) -> tuple[Session, dict, datetime]:
         body = self.body(request)
         session = selectors.session_from_token(body.get("token"))
-        return session, body, ingestion.event_time(body.get("delta"))
+        return session, body, event_time(body.get("delta"))
 
 
 class InitializeView(SdkView):
@@ -113,8 +114,11 @@ class InitializeView(SdkView):
         ],
     )
     def post(self, request: Request) -> Response:
-        app, conference, participant = ingestion.conference_initialize(
-            body=self.body(request), origin=request.headers.get("Origin", "")
+        body = self.body(request)
+        require(body, "conferenceId", "userId", "apiKey")
+        app = selectors.app_for_key(api_key=body["apiKey"])  # before the rest of the body (the reference's order)
+        conference, participant = ingestion.conference_initialize(
+            app=app, init=InitializeIn.parse(body), origin=request.headers.get("Origin", "")
         )
         return Response(
             {
@@ -137,11 +141,14 @@ class SessionsView(SdkView):
     def post(self, request: Request) -> Response:
         body = self.body(request)
         claims = tokens.verify("init", body.get("token"), ("p", "c"))
+        conference_id = selectors.parse_uuid(claims["c"], "invalid_token")
+        participant_id = selectors.parse_uuid(claims["p"], "invalid_token")
+        now = event_time(body.get("delta"))
+        conference, participant = selectors.init_token_subjects(
+            conference_id=conference_id, participant_id=participant_id
+        )
         session = ingestion.session_create(
-            conference_id=selectors.parse_uuid(claims["c"], "invalid_token"),
-            participant_id=selectors.parse_uuid(claims["p"], "invalid_token"),
-            body=body,
-            now=ingestion.event_time(body.get("delta")),
+            conference=conference, participant=participant, details=SessionIn.parse(body), now=now
         )
         return Response({"token": tokens.session_token(session_id=str(session.pk))})
 
@@ -152,14 +159,15 @@ class SessionsView(SdkView):
     )
     def put(self, request: Request) -> Response:
         session, body, _ = self.session_and_body(request)
-        return Response({"data": SessionOut(ingestion.session_update(session=session, body=body)).data})
+        session = ingestion.session_update(session=session, changes=SessionUpdateIn.parse(body))
+        return Response({"data": SessionOut(session).data})
 
 
 class GetUserMediaView(SdkView):
     @extend_schema(tags=SDK_TAG, request=ANY_JSON, responses={200: EMPTY})
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        ingestion.gum_event_record(session=session, body=body, now=now)
+        ingestion.gum_event_record(session=session, data=GetUserMediaIn.parse(body).data, now=now)
         return Response("")
 
 
@@ -167,7 +175,7 @@ class BrowserEventView(SdkView):
     @extend_schema(tags=SDK_TAG, request=ANY_JSON, responses={200: EMPTY})
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        ingestion.browser_event_record(session=session, body=body, now=now)
+        ingestion.browser_event_record(session=session, event=BrowserEventIn.parse(body), now=now)
         return Response("")
 
 
@@ -198,7 +206,8 @@ class ConnectionEventView(SdkView):
     )
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        return Response(ingestion.connection_event_record(session=session, body=body, now=now))
+        answer = ingestion.connection_event_record(session=session, event=connection_event(body), now=now)
+        return Response(answer or "")
 
 
 class ConnectionBatchView(SdkView):
@@ -210,17 +219,21 @@ class ConnectionBatchView(SdkView):
         responses={200: inline_serializer("BatchOut", fields={"data": serializers.ListField()})},
     )
     def post(self, request: Request) -> Response:
-        body = parse_body(request._request.body, allow_list=True)
-        if isinstance(body, list):
-            # The SDK's batch mode drops the token (an array property JSON.stringify ignores).
-            token = next((item.get("token") for item in body if isinstance(item, dict) and item.get("token")), None)
-            items, delta = body, None
-        else:
-            token, items, delta = body.get("token"), body.get("data"), body.get("delta")
-        session = selectors.session_from_token(token)
-        if not isinstance(items, list):
-            raise PeermetricsError("invalid_parameters", "data must be a list of events")
-        return Response({"data": ingestion.connection_batch_record(session=session, items=items, delta=delta)})
+        batch = ConnectionBatchIn.parse(parse_body(request._request.body, allow_list=True))
+        session = selectors.session_from_token(batch.token)
+        return Response({"data": [self.item_answer(session, batch, item) for item in batch.items()]})
+
+    @staticmethod
+    def item_answer(session: Session, batch: ConnectionBatchIn, item: Any) -> dict:
+        """Each item in its own transaction: one bad event does not drop the others."""
+        if not isinstance(item, dict):
+            return {"error_code": "invalid_parameters"}
+        try:
+            now = batch.item_time(item)
+            answer = ingestion.connection_event_record(session=session, event=connection_event(item), now=now)
+        except PeermetricsError as exc:
+            return {"error_code": exc.code, "message": exc.message}
+        return answer or {}
 
 
 class TracksView(SdkView):
@@ -229,7 +242,12 @@ class TracksView(SdkView):
     )
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        return Response({"data": TrackOut(ingestion.track_create(session=session, body=body, now=now)).data})
+        # The connection is looked up before the rest of the body is read (the reference's order of errors).
+        connection = selectors.session_connection(
+            session=session, connection_id=connection_uuid(body.get("connectionId"))
+        )
+        track = ingestion.track_create(session=session, connection=connection, remote=TrackIn.parse(body), now=now)
+        return Response({"data": TrackOut(track).data})
 
     @extend_schema(
         tags=SDK_TAG,
@@ -238,7 +256,8 @@ class TracksView(SdkView):
     )
     def put(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        return Response({"data": TrackOut(ingestion.track_update(session=session, body=body, now=now)).data})
+        track = ingestion.track_update(session=session, change=TrackUpdateIn.parse(body), now=now)
+        return Response({"data": TrackOut(track).data})
 
 
 async def stats_answer(raw: bytes) -> tuple[int, Any]:
@@ -249,7 +268,7 @@ async def stats_answer(raw: bytes) -> tuple[int, Any]:
     try:
         body = parse_body(raw)
         claims = tokens.verify("session", body.get("token"), ("s",))
-        now = ingestion.event_time(body.get("delta"))
+        now = event_time(body.get("delta"))
         await ingest.stats_accept(session_id=str(claims["s"]), body=body, now=now)
     except Exception as exc:  # noqa: BLE001 - every failure answers in the API's envelope
         return ERROR_FORMAT.payload(exc)
@@ -271,7 +290,7 @@ class StopConferenceView(SdkView):
         conference = selectors.conference_for_key(
             app=selectors.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
         )
-        connections.conference_stop(conference_id=conference.pk, now=ingestion.event_time(None))
+        connections.conference_stop(conference_id=conference.pk, now=event_time(None))
         return Response({})
 
 
