@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from metrics import tokens
@@ -74,6 +75,16 @@ def conference_for_key(*, app: App, conference_id: Any) -> Conference:
     if conference is None:
         raise PeermetricsError("conference_not_found")
     return conference
+
+
+def conferences_silent(*, since: datetime) -> QuerySet:
+    """``(pk, last event time)`` of the ongoing conferences with no event after ``since``."""
+    return (
+        Conference.objects.filter(ongoing=True)
+        .annotate(last_event=Max("events__created_at"))
+        .filter(last_event__lt=since)
+        .values_list("pk", "last_event")
+    )
 
 
 # --- dashboard: tenancy ----------------------------------------------------------------------

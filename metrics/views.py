@@ -30,7 +30,7 @@ from rest_framework.views import APIView
 
 from metrics import ingest, selectors, tokens
 from metrics.errors import ERROR_FORMAT, PeermetricsError
-from metrics.models import Session
+from metrics.models import Session, Summary
 from metrics.serializers import (
     AppIn,
     AppOut,
@@ -60,6 +60,7 @@ from metrics.serializers import (
     require,
 )
 from metrics.services import connections, dashboard, ingestion
+from metrics.summary import summary_is_stale, summary_queue
 
 SDK_TAG = ["peermetrics SDK"]
 DASHBOARD_TAG = ["peermetrics dashboard"]
@@ -491,10 +492,6 @@ class ConferenceGraphsView(DashboardView):
     )
     def get(self, request: Request, pk: str) -> Response:
         """The summary; queues a (re)build in Celery when there is none or new stats arrived."""
-        from metrics.models import Summary
-        from metrics.summary import summary_is_stale
-        from metrics.tasks import summary_queue
-
         conference = selectors.conference_get(user=request.user, pk=pk)
         summary = Summary.objects.filter(conference=conference, status=Summary.Status.DONE).first()
         building = summary is None or request.query_params.get("rebuild") in ("1", "true") or summary_is_stale(summary)

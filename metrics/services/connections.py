@@ -7,14 +7,18 @@ caller locked, so concurrent, unordered connection events do not lose updates.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from metrics import selectors
 from metrics.errors import PeermetricsError
 from metrics.ingest import forget_connection
 from metrics.models import ISSUES, Conference, Connection, GenericEvent, Issue, Participant, Session, Track
+from metrics.summary import summary_queue
 
 ICE_STATES = {"new", "checking", "connected", "completed", "failed", "disconnected", "closed"}
 SIGNALING_STATES = {
@@ -102,6 +106,19 @@ def conference_stop(*, conference_id: Any, now: datetime) -> None:
     _conference_check(conference_id=conference_id, now=now)
 
 
+def conferences_close_stale() -> int:
+    """Close calls whose SDKs went silent (tab killed, network gone) ``METRICS_CONFERENCE_TIMEOUT_HOURS`` ago.
+
+    They end at their last event, so durations do not count the silence.
+    """
+    cutoff = timezone.now() - timedelta(hours=settings.METRICS_CONFERENCE_TIMEOUT_HOURS)
+    closed = 0
+    for conference_id, last_event in selectors.conferences_silent(since=cutoff):
+        conference_stop(conference_id=conference_id, now=last_event)
+        closed += 1
+    return closed
+
+
 def _conference_check(*, conference_id: Any, now: datetime) -> None:
     """All connections ended → close the live stretch and queue the summary (after commit)."""
     conference = Conference.objects.select_for_update().get(pk=conference_id)
@@ -113,8 +130,6 @@ def _conference_check(*, conference_id: Any, now: datetime) -> None:
     conference.ongoing = False
     conference.call_start = None
     conference.save(update_fields=["duration", "end_time", "ongoing", "call_start"])
-    from metrics.tasks import summary_queue
-
     transaction.on_commit(lambda: summary_queue(conference_id=conference_id))
 
 

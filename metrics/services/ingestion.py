@@ -4,19 +4,22 @@ Every SDK route but ``/stats`` (:mod:`metrics.ingest`, the group-commit fast pat
 parse the bodies (:mod:`metrics.serializers`) and authenticate; these functions take the typed
 values, keyword-only. Each is atomic but initialize, whose get-or-creates converge by
 constraint. ``now`` is the event's time as the SDK meant it (arrival time minus ``delta``).
-Connection events drive the state machine in :mod:`metrics.services.connections`.
+Connection events drive the state machine in :mod:`metrics.services.connections`. The
+retention of the raw stats rows is here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from metrics import selectors
 from metrics.errors import PeermetricsError
@@ -327,3 +330,13 @@ def track_update(*, session: Session, change: TrackUpdateIn, now: datetime) -> T
         track=track,
     )
     return track
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def stats_purge_expired() -> int:
+    """Delete raw stats older than ``METRICS_STATS_RETENTION_DAYS`` (summaries are kept)."""
+    cutoff = timezone.now() - timedelta(days=settings.METRICS_STATS_RETENTION_DAYS)
+    deleted, _ = GenericEvent.objects.filter(category=GenericEvent.Category.STATS, created_at__lt=cutoff).delete()
+    return deleted
