@@ -271,7 +271,7 @@ class ConnectionBatchIn:
         return cls(token=body.get("token"), data=body.get("data"), delta=body.get("delta"))
 
     def items(self) -> list:
-        """Checked once the token is (the reference's order)."""
+        """The events, checked only once the token is (the reference's order)."""
         if not isinstance(self.data, list):
             raise PeermetricsError("invalid_parameters", "data must be a list of events")
         return self.data
