@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from metrics import tokens
 from metrics.errors import PeermetricsError
 from metrics.models import App, Conference, Connection, GenericEvent, Issue, Organization, Participant, Session
+
+API_KEY_RE = re.compile(r"^[a-z0-9]{32}$")
 
 
 def parse_uuid(value: Any, code: str) -> uuid.UUID:
@@ -35,6 +39,34 @@ def session_from_token(token: Any) -> Session:
     return session
 
 
+def init_token_subjects(*, conference_id: uuid.UUID, participant_id: uuid.UUID) -> tuple[Conference, Participant]:
+    """The conference and participant an init token names; gone (or of different apps) is ``invalid_token``."""
+    conference = Conference.objects.select_related("app").filter(pk=conference_id).first()
+    participant = Participant.objects.filter(pk=participant_id).first()
+    if conference is None or participant is None or participant.app_id != conference.app_id:
+        raise PeermetricsError("invalid_token")
+    return conference, participant
+
+
+def session_connection(*, session: Session, connection_id: uuid.UUID, lock: bool = False) -> Connection:
+    """A connection of *this* session (the reference resolved any UUID, across tenants)."""
+    queryset = Connection.objects.select_for_update() if lock else Connection.objects
+    connection = queryset.filter(pk=connection_id, session_id=session.pk).first()
+    if connection is None:
+        raise PeermetricsError("connection_not_found")
+    return connection
+
+
+def app_for_key(*, api_key: Any) -> App:
+    """The active app of an active organization that owns this SDK api key."""
+    if not isinstance(api_key, str) or not API_KEY_RE.match(api_key):
+        raise PeermetricsError("invalid_api_key")
+    app = App.objects.filter(api_key=api_key, is_active=True, organization__is_active=True).first()
+    if app is None:
+        raise PeermetricsError("invalid_api_key")
+    return app
+
+
 def conference_for_key(*, app: App, conference_id: Any) -> Conference:
     """A conference of the app that authenticated with its api key (server-to-server routes)."""
     if conference_id in (None, ""):
@@ -43,6 +75,16 @@ def conference_for_key(*, app: App, conference_id: Any) -> Conference:
     if conference is None:
         raise PeermetricsError("conference_not_found")
     return conference
+
+
+def conferences_silent(*, since: datetime) -> QuerySet:
+    """``(pk, last event time)`` of the ongoing conferences with no event after ``since``."""
+    return (
+        Conference.objects.filter(ongoing=True)
+        .annotate(last_event=Max("events__created_at"))
+        .filter(last_event__lt=since)
+        .values_list("pk", "last_event")
+    )
 
 
 # --- dashboard: tenancy ----------------------------------------------------------------------

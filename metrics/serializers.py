@@ -1,10 +1,325 @@
-"""Wire formats of the dashboard routes (the SDK routes answer small literal dicts in views)."""
+"""Wire formats: the SDK's request bodies, parsed into typed values, and the dashboard's DRF serializers.
+
+The views parse; services take the typed values. The SDK bodies are checked by hand, not by
+DRF fields: the reference's leniency (numbers accepted as ids, strings cut to their column,
+null meaning absent) and its error codes are what the SDK was written against. Each parser
+checks the keys in the order the reference did, so a body with several faults reports the
+same one. The SDK routes answer small literal dicts in the views.
+"""
 
 from __future__ import annotations
 
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
 from rest_framework import serializers
 
+from metrics.errors import PeermetricsError
 from metrics.models import App, Conference, Connection, GenericEvent, Issue, Organization, Participant, Session, Track
+
+CONNECTION_EVENTS = {
+    "addConnection", "removeConnection", "removePeer", "peerDetails", "onicecandidate", "onicegatheringstatechange",
+    "onsignalingstatechange", "oniceconnectionstatechange", "onconnectionstatechange", "onnegotiationneeded",
+    "onicecandidateerror", "ondatachannel",
+}  # fmt: skip
+TRACK_EVENTS = {"mute", "unmute", "ended", "overconstrained"}
+MAX_DELTA_MS = 7 * 24 * 3600 * 1000
+
+
+# --- SDK request bodies ----------------------------------------------------------------------
+
+
+def parse_body(raw: bytes, *, allow_list: bool = False) -> Any:
+    """The SDK's JSON body, sent as text/plain (beacons as text/plain;charset=UTF-8)."""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PeermetricsError("unknown_error", "") from exc
+    if isinstance(body, dict) or (allow_list and isinstance(body, list)):
+        return body
+    raise PeermetricsError("invalid_parameters", "the body must be a JSON object")
+
+
+def event_time(delta: Any) -> datetime:
+    """``utcnow − delta`` (ms): events the SDK held back keep the time they happened."""
+    if delta in (None, ""):
+        return timezone.now()
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 <= delta <= MAX_DELTA_MS:
+        raise PeermetricsError("invalid_parameters", "delta must be a number of milliseconds")
+    return timezone.now() - timedelta(milliseconds=delta)
+
+
+def require(body: dict, *keys: str) -> None:
+    """``missing_parameters`` for the first key that is absent, null or empty."""
+    for key in keys:
+        if body.get(key) in (None, ""):
+            raise PeermetricsError("missing_parameters", f"{key} is required")
+
+
+def _text(body: dict, key: str, *, required: bool = False, limit: int = 64) -> str:
+    if required:
+        require(body, key)
+    value = body.get(key)
+    if value in (None, ""):
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise PeermetricsError("invalid_parameters", f"{key} must be a string")
+    return str(value)[:limit]
+
+
+def _json(body: dict, key: str, kind: type, default: Any) -> Any:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise PeermetricsError("invalid_parameters", f"{key} has the wrong type")
+    return value
+
+
+def _meta(meta: Any) -> dict:
+    """≤5 keys of ≤64 chars; values string (≤256), number or boolean — what the SDK allows."""
+    if meta in (None, ""):
+        return {}
+    if not isinstance(meta, dict) or len(meta) > 5:
+        raise PeermetricsError("invalid_meta")
+    for key, value in meta.items():
+        if len(key) > 64:
+            raise PeermetricsError("invalid_meta")
+        if isinstance(value, str):
+            if len(value) > 256:
+                raise PeermetricsError("invalid_meta")
+        elif not isinstance(value, (bool, int, float)):
+            raise PeermetricsError("invalid_meta")
+    return meta
+
+
+def connection_uuid(value: Any) -> uuid.UUID:
+    """``connectionId``: required; one that is not a UUID names no connection."""
+    if not value:
+        raise PeermetricsError("missing_parameters", "connectionId is required")
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise PeermetricsError("connection_not_found") from exc
+
+
+@dataclass(frozen=True)
+class InitializeIn:
+    """POST /initialize, once ``conferenceId``, ``userId`` and ``apiKey`` are present and the key checked."""
+
+    conference_id: str
+    user_id: str
+    conference_name: str = ""
+    user_name: str = ""
+
+    @classmethod
+    def parse(cls, body: dict) -> InitializeIn:
+        return cls(
+            conference_id=_text(body, "conferenceId"),
+            user_id=_text(body, "userId"),
+            conference_name=_text(body, "conferenceName"),
+            user_name=_text(body, "userName"),
+        )
+
+
+@dataclass(frozen=True)
+class SessionIn:
+    """POST /sessions: what the SDK knows of the page; absent keys are empty."""
+
+    platform: dict
+    constraints: dict
+    devices: list
+    metadata: dict
+    app_version: str
+    webrtc_sdk: str
+
+    @classmethod
+    def parse(cls, body: dict) -> SessionIn:
+        return cls(
+            platform=_json(body, "platform", dict, {}),
+            constraints=_json(body, "constraints", dict, {}),
+            devices=_json(body, "devices", list, []),
+            metadata=_meta(body.get("meta")),
+            app_version=_text(body, "appVersion", limit=16),
+            webrtc_sdk=_text(body, "webrtcSdk", limit=16),
+        )
+
+
+@dataclass(frozen=True)
+class SessionUpdateIn:
+    """PUT /sessions: only the keys present change (None: not sent; a null that is sent empties the field)."""
+
+    platform: dict | None = None
+    constraints: dict | None = None
+    devices: list | None = None
+    webrtc_sdk: str | None = None
+    app_version: str | None = None
+
+    @classmethod
+    def parse(cls, body: dict) -> SessionUpdateIn:
+        sent: dict[str, Any] = {}
+        for key, kind in (("platform", dict), ("constraints", dict), ("devices", list)):
+            if key in body:
+                sent[key] = _json(body, key, kind, kind())
+        for key, field in (("webrtcSdk", "webrtc_sdk"), ("appVersion", "app_version")):
+            if key in body:
+                sent[field] = _text(body, key, limit=16)
+        return cls(**sent)
+
+
+@dataclass(frozen=True)
+class GetUserMediaIn:
+    """POST /events/get-user-media: the SDK's report (constraints, tracks, error)."""
+
+    data: dict
+
+    @classmethod
+    def parse(cls, body: dict) -> GetUserMediaIn:
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise PeermetricsError("invalid_parameters", "data must be an object")
+        return cls(data=data)
+
+
+@dataclass(frozen=True)
+class BrowserEventIn:
+    """POST /events/browser: the event's name and the whole rest of the body (``devices``, ``focus`` …)."""
+
+    name: str
+    data: dict
+
+    @classmethod
+    def parse(cls, body: dict) -> BrowserEventIn:
+        return cls(
+            name=_text(body, "eventName", required=True, limit=32),
+            data={key: value for key, value in body.items() if key not in ("token", "eventName")},
+        )
+
+
+@dataclass(frozen=True)
+class AddConnectionIn:
+    """``addConnection``: ``peer_id`` is the app-level id; ``data`` the SDK's own values, kept in the event."""
+
+    peer_id: str
+    peer_name: str
+    is_sfu: bool
+    connected: bool
+    data: dict
+
+
+@dataclass(frozen=True)
+class RemovePeerIn:
+    """``removePeer``: the app-level peer id (or the peer's UUID), as sent."""
+
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class ConnectionEventIn:
+    """Any other connection event; ``data`` is checked by the state machine, once the connection is found."""
+
+    name: str
+    connection_id: uuid.UUID
+    data: Any
+
+
+ConnectionEvent = AddConnectionIn | RemovePeerIn | ConnectionEventIn
+
+
+def connection_event(body: dict) -> ConnectionEvent:
+    """POST /connection (and each item of /connection/batch)."""
+    name = _text(body, "eventName", required=True, limit=32)
+    if name not in CONNECTION_EVENTS:
+        raise PeermetricsError("invalid_parameters", f"unknown connection event {name}")
+    peer_id = _text(body, "peerId", required=True)
+    if name == "addConnection":
+        return AddConnectionIn(
+            peer_id=peer_id,
+            peer_name=_text(body, "peerName"),
+            is_sfu=bool(body.get("isSfu")),
+            connected=body.get("connectionState") == "connected",
+            data={key: body.get(key) for key in ("peerId", "peerName", "connectionState", "isSfu")},
+        )
+    if name == "removePeer":
+        return RemovePeerIn(peer_id=str(body["peerId"]))
+    return ConnectionEventIn(name=name, connection_id=connection_uuid(body.get("connectionId")), data=body.get("data"))
+
+
+@dataclass(frozen=True)
+class ConnectionBatchIn:
+    """POST /connection/batch: the reference's ``{token, delta, data:[…]}`` or the SDK's bare array.
+
+    The SDK's batch mode drops the token (an array property JSON.stringify ignores): the
+    first item carrying one is used, else the request is refused as unauthenticated.
+    """
+
+    token: Any
+    data: Any
+    delta: Any
+
+    @classmethod
+    def parse(cls, body: dict | list) -> ConnectionBatchIn:
+        if isinstance(body, list):
+            token = next((item.get("token") for item in body if isinstance(item, dict) and item.get("token")), None)
+            return cls(token=token, data=body, delta=None)
+        return cls(token=body.get("token"), data=body.get("data"), delta=body.get("delta"))
+
+    def items(self) -> list:
+        """The events, checked only once the token is (the reference's order)."""
+        if not isinstance(self.data, list):
+            raise PeermetricsError("invalid_parameters", "data must be a list of events")
+        return self.data
+
+    def item_time(self, item: dict) -> datetime:
+        return event_time(item.get("delta", item.get("timeDelta", self.delta)))
+
+
+@dataclass(frozen=True)
+class TrackIn:
+    """POST /tracks (``ontrack``): a remote track of the connection ``connectionId`` (parsed first, on its own)."""
+
+    track_id: str
+    data: dict
+    event: str = "ontrack"
+
+    @classmethod
+    def parse(cls, body: dict) -> TrackIn:
+        return cls(
+            track_id=_text(body, "trackId", required=True),
+            data=_json(body, "data", dict, {}),
+            event=_text(body, "event", limit=32) or "ontrack",
+        )
+
+
+@dataclass(frozen=True)
+class TrackUpdateIn:
+    """PUT /tracks: ``mute``, ``unmute``, ``ended`` or ``overconstrained`` of a track of the session."""
+
+    event: str
+    track_id: str
+    connection_id: uuid.UUID | None
+    data: Any
+
+    @classmethod
+    def parse(cls, body: dict) -> TrackUpdateIn:
+        event = _text(body, "event", required=True, limit=32)
+        if event not in TRACK_EVENTS:
+            raise PeermetricsError("invalid_parameters", f"unknown track event {event}")
+        return cls(
+            event=event,
+            track_id=_text(body, "trackId", required=True),
+            connection_id=connection_uuid(body["connectionId"]) if body.get("connectionId") else None,
+            data=body.get("data"),
+        )
+
+
+# --- dashboard -------------------------------------------------------------------------------
 
 
 class OrganizationOut(serializers.ModelSerializer):

@@ -9,9 +9,9 @@ views) so that requests can be committed in groups (:mod:`metrics.ingest`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -28,41 +28,44 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from metrics import ingest, selectors, services, tokens
+from metrics import ingest, selectors, tokens
 from metrics.errors import ERROR_FORMAT, PeermetricsError
+from metrics.models import Session, Summary
 from metrics.serializers import (
     AppIn,
     AppOut,
     AppUpdateIn,
+    BrowserEventIn,
     ConferenceDetailOut,
     ConferenceOut,
+    ConnectionBatchIn,
     ConnectionOut,
     EventOut,
+    GetUserMediaIn,
+    InitializeIn,
     IssueOut,
     OrganizationIn,
     OrganizationOut,
     ParticipantOut,
+    SessionIn,
     SessionOut,
+    SessionUpdateIn,
+    TrackIn,
     TrackOut,
+    TrackUpdateIn,
+    connection_event,
+    connection_uuid,
+    event_time,
+    parse_body,
+    require,
 )
+from metrics.services import connections, dashboard, ingestion
+from metrics.summary import summary_is_stale, summary_queue
 
 SDK_TAG = ["peermetrics SDK"]
 DASHBOARD_TAG = ["peermetrics dashboard"]
 ANY_JSON = inline_serializer("SdkBody", fields={"token": serializers.CharField(required=False)})
 EMPTY = inline_serializer("SdkEmpty", fields={})
-
-
-def parse_body(raw: bytes, *, allow_list: bool = False) -> Any:
-    """The SDK's JSON body, sent as text/plain (beacons as text/plain;charset=UTF-8)."""
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PeermetricsError("unknown_error", "") from exc
-    if isinstance(body, dict) or (allow_list and isinstance(body, list)):
-        return body
-    raise PeermetricsError("invalid_parameters", "the body must be a JSON object")
 
 
 # --- SDK routes ------------------------------------------------------------------------------
@@ -76,10 +79,10 @@ class SdkView(APIView):
     def body(self, request: Request) -> dict:
         return parse_body(request._request.body)
 
-    def session_and_body(self, request: Request) -> tuple[Any, dict, Any]:
+    def session_and_body(self, request: Request) -> tuple[Session, dict, datetime]:
         body = self.body(request)
         session = selectors.session_from_token(body.get("token"))
-        return session, body, services.event_time(body.get("delta"))
+        return session, body, event_time(body.get("delta"))
 
 
 class InitializeView(SdkView):
@@ -112,8 +115,11 @@ class InitializeView(SdkView):
         ],
     )
     def post(self, request: Request) -> Response:
-        app, conference, participant = services.conference_initialize(
-            body=self.body(request), origin=request.headers.get("Origin", "")
+        body = self.body(request)
+        require(body, "conferenceId", "userId", "apiKey")
+        app = selectors.app_for_key(api_key=body["apiKey"])  # before the rest of the body (the reference's order)
+        conference, participant = ingestion.conference_initialize(
+            app=app, init=InitializeIn.parse(body), origin=request.headers.get("Origin", "")
         )
         return Response(
             {
@@ -136,11 +142,14 @@ class SessionsView(SdkView):
     def post(self, request: Request) -> Response:
         body = self.body(request)
         claims = tokens.verify("init", body.get("token"), ("p", "c"))
-        session = services.session_create(
-            conference_id=selectors.parse_uuid(claims["c"], "invalid_token"),
-            participant_id=selectors.parse_uuid(claims["p"], "invalid_token"),
-            body=body,
-            now=services.event_time(body.get("delta")),
+        conference_id = selectors.parse_uuid(claims["c"], "invalid_token")
+        participant_id = selectors.parse_uuid(claims["p"], "invalid_token")
+        now = event_time(body.get("delta"))
+        conference, participant = selectors.init_token_subjects(
+            conference_id=conference_id, participant_id=participant_id
+        )
+        session = ingestion.session_create(
+            conference=conference, participant=participant, details=SessionIn.parse(body), now=now
         )
         return Response({"token": tokens.session_token(session_id=str(session.pk))})
 
@@ -151,14 +160,15 @@ class SessionsView(SdkView):
     )
     def put(self, request: Request) -> Response:
         session, body, _ = self.session_and_body(request)
-        return Response({"data": SessionOut(services.session_update(session=session, body=body)).data})
+        session = ingestion.session_update(session=session, changes=SessionUpdateIn.parse(body))
+        return Response({"data": SessionOut(session).data})
 
 
 class GetUserMediaView(SdkView):
     @extend_schema(tags=SDK_TAG, request=ANY_JSON, responses={200: EMPTY})
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        services.gum_event_record(session=session, body=body, now=now)
+        ingestion.gum_event_record(session=session, data=GetUserMediaIn.parse(body).data, now=now)
         return Response("")
 
 
@@ -166,7 +176,7 @@ class BrowserEventView(SdkView):
     @extend_schema(tags=SDK_TAG, request=ANY_JSON, responses={200: EMPTY})
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        services.browser_event_record(session=session, body=body, now=now)
+        ingestion.browser_event_record(session=session, event=BrowserEventIn.parse(body), now=now)
         return Response("")
 
 
@@ -197,7 +207,8 @@ class ConnectionEventView(SdkView):
     )
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        return Response(services.connection_event_record(session=session, body=body, now=now))
+        answer = ingestion.connection_event_record(session=session, event=connection_event(body), now=now)
+        return Response(answer or "")
 
 
 class ConnectionBatchView(SdkView):
@@ -209,17 +220,21 @@ class ConnectionBatchView(SdkView):
         responses={200: inline_serializer("BatchOut", fields={"data": serializers.ListField()})},
     )
     def post(self, request: Request) -> Response:
-        body = parse_body(request._request.body, allow_list=True)
-        if isinstance(body, list):
-            # The SDK's batch mode drops the token (an array property JSON.stringify ignores).
-            token = next((item.get("token") for item in body if isinstance(item, dict) and item.get("token")), None)
-            items, delta = body, None
-        else:
-            token, items, delta = body.get("token"), body.get("data"), body.get("delta")
-        session = selectors.session_from_token(token)
-        if not isinstance(items, list):
-            raise PeermetricsError("invalid_parameters", "data must be a list of events")
-        return Response({"data": services.connection_batch_record(session=session, items=items, delta=delta)})
+        batch = ConnectionBatchIn.parse(parse_body(request._request.body, allow_list=True))
+        session = selectors.session_from_token(batch.token)
+        return Response({"data": [self.item_answer(session, batch, item) for item in batch.items()]})
+
+    @staticmethod
+    def item_answer(session: Session, batch: ConnectionBatchIn, item: Any) -> dict:
+        """Each item in its own transaction: one bad event does not drop the others."""
+        if not isinstance(item, dict):
+            return {"error_code": "invalid_parameters"}
+        try:
+            now = batch.item_time(item)
+            answer = ingestion.connection_event_record(session=session, event=connection_event(item), now=now)
+        except PeermetricsError as exc:
+            return {"error_code": exc.code, "message": exc.message}
+        return answer or {}
 
 
 class TracksView(SdkView):
@@ -228,7 +243,12 @@ class TracksView(SdkView):
     )
     def post(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        return Response({"data": TrackOut(services.track_create(session=session, body=body, now=now)).data})
+        # The connection is looked up before the rest of the body is read (the reference's order of errors).
+        connection = selectors.session_connection(
+            session=session, connection_id=connection_uuid(body.get("connectionId"))
+        )
+        track = ingestion.track_create(session=session, connection=connection, remote=TrackIn.parse(body), now=now)
+        return Response({"data": TrackOut(track).data})
 
     @extend_schema(
         tags=SDK_TAG,
@@ -237,7 +257,8 @@ class TracksView(SdkView):
     )
     def put(self, request: Request) -> Response:
         session, body, now = self.session_and_body(request)
-        return Response({"data": TrackOut(services.track_update(session=session, body=body, now=now)).data})
+        track = ingestion.track_update(session=session, change=TrackUpdateIn.parse(body), now=now)
+        return Response({"data": TrackOut(track).data})
 
 
 async def stats_answer(raw: bytes) -> tuple[int, Any]:
@@ -248,7 +269,7 @@ async def stats_answer(raw: bytes) -> tuple[int, Any]:
     try:
         body = parse_body(raw)
         claims = tokens.verify("session", body.get("token"), ("s",))
-        now = services.event_time(body.get("delta"))
+        now = event_time(body.get("delta"))
         await ingest.stats_accept(session_id=str(claims["s"]), body=body, now=now)
     except Exception as exc:  # noqa: BLE001 - every failure answers in the API's envelope
         return ERROR_FORMAT.payload(exc)
@@ -268,9 +289,9 @@ class StopConferenceView(SdkView):
     def post(self, request: Request) -> Response:
         body = self.body(request)
         conference = selectors.conference_for_key(
-            app=services.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
+            app=selectors.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
         )
-        services.conference_stop(conference_id=conference.pk, now=services.event_time(None))
+        connections.conference_stop(conference_id=conference.pk, now=event_time(None))
         return Response({})
 
 
@@ -287,7 +308,7 @@ class ConferenceUrlView(SdkView):
     def post(self, request: Request) -> Response:
         body = self.body(request)
         conference = selectors.conference_for_key(
-            app=services.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
+            app=selectors.app_for_key(api_key=body.get("apiKey")), conference_id=body.get("conferenceId")
         )
         return Response(
             {"url": request.build_absolute_uri(f"{reverse('metrics:dashboard')}#conference={conference.pk}")}
@@ -344,7 +365,7 @@ class OrganizationListView(DashboardView):
     def post(self, request: Request) -> Response:
         data = OrganizationIn(data=request.data)
         data.is_valid(raise_exception=True)
-        organization = services.organization_create(user=request.user, **data.validated_data)
+        organization = dashboard.organization_create(user=request.user, **data.validated_data)
         return Response({"data": OrganizationOut(organization).data}, status=201)
 
 
@@ -361,14 +382,14 @@ class OrganizationDetailView(DashboardView):
         return Response(
             {
                 "data": OrganizationOut(
-                    services.organization_update(organization=organization, **data.validated_data)
+                    dashboard.organization_update(organization=organization, **data.validated_data)
                 ).data
             }
         )
 
     @extend_schema(tags=DASHBOARD_TAG, responses={204: None})
     def delete(self, request: Request, pk: str) -> Response:
-        services.organization_delete(organization=selectors.organization_get(user=request.user, pk=pk))
+        dashboard.organization_delete(organization=selectors.organization_get(user=request.user, pk=pk))
         return Response(status=204)
 
 
@@ -383,7 +404,7 @@ class AppListView(DashboardView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         organization = selectors.organization_get(user=request.user, pk=fields.pop("organization"))
-        return Response({"data": AppOut(services.app_create(organization=organization, **fields)).data}, status=201)
+        return Response({"data": AppOut(dashboard.app_create(organization=organization, **fields)).data}, status=201)
 
 
 class AppDetailView(DashboardView):
@@ -396,11 +417,11 @@ class AppDetailView(DashboardView):
         app = selectors.app_get(user=request.user, pk=pk)
         data = AppUpdateIn(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response({"data": AppOut(services.app_update(app=app, **data.validated_data)).data})
+        return Response({"data": AppOut(dashboard.app_update(app=app, **data.validated_data)).data})
 
     @extend_schema(tags=DASHBOARD_TAG, responses={204: None})
     def delete(self, request: Request, pk: str) -> Response:
-        services.app_delete(app=selectors.app_get(user=request.user, pk=pk))
+        dashboard.app_delete(app=selectors.app_get(user=request.user, pk=pk))
         return Response(status=204)
 
 
@@ -411,7 +432,7 @@ class AppResetKeyView(DashboardView):
         responses={200: inline_serializer("ResetKeyOut", fields={"api_key": serializers.CharField()})},
     )
     def post(self, request: Request, pk: str) -> Response:
-        app = services.app_reset_key(app=selectors.app_get(user=request.user, pk=pk))
+        app = dashboard.app_reset_key(app=selectors.app_get(user=request.user, pk=pk))
         return Response({"api_key": app.api_key})
 
 
@@ -471,10 +492,6 @@ class ConferenceGraphsView(DashboardView):
     )
     def get(self, request: Request, pk: str) -> Response:
         """The summary; queues a (re)build in Celery when there is none or new stats arrived."""
-        from metrics.models import Summary
-        from metrics.summary import summary_is_stale
-        from metrics.tasks import summary_queue
-
         conference = selectors.conference_get(user=request.user, pk=pk)
         summary = Summary.objects.filter(conference=conference, status=Summary.Status.DONE).first()
         building = summary is None or request.query_params.get("rebuild") in ("1", "true") or summary_is_stale(summary)
