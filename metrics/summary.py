@@ -1,6 +1,6 @@
 """Conference summary: per-connection time series from the raw stats rows, and eMOS issues.
 
-Runs in a Celery task (``metrics.tasks.summary_build``, queued by :func:`summary_queue` when a
+Runs in a Celery task (``metrics.tasks.summary_build``, queued by ``metrics.tasks.summary_queue`` when a
 call ends and by the dashboard's /graphs), never in an SDK request. Counters
 in the SDK's reports are cumulative; every value here is per interval (the difference
 with the previous sample of the same report id), which is what the charts and the
@@ -10,21 +10,17 @@ issues instead of adding duplicates.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from metrics.emodel import audio_mos, video_score
 from metrics.models import ISSUES, Conference, Connection, GenericEvent, Issue, Summary
 
-logger = logging.getLogger(__name__)
 EMOS_CODES = ("low_emos", "very_low_emos")
-SUMMARY_QUEUE_SECONDS = 5
 
 
 def _num(value: Any) -> float:
@@ -246,20 +242,6 @@ def summary_refresh(*, conference_id: Any) -> dict:
         return {"conference": conference_id, "built": False}
     summary = summary_build(conference_id=conference_id)
     return {"conference": conference_id, "built": True, "connections": len(summary.data.get("connections", []))}
-
-
-def summary_queue(*, conference_id: Any) -> None:
-    """Queue a summary build; a broker outage must not fail the SDK request that ended the call
-    (the dashboard's /graphs queues it again on demand). A dashboard polling an ongoing call
-    queues at most one build per ``SUMMARY_QUEUE_SECONDS``."""
-    if not cache.add(f"metrics:summary-queued:{conference_id}", 1, SUMMARY_QUEUE_SECONDS):
-        return
-    from metrics.tasks import summary_build as summary_build_task  # the tasks module imports this one
-
-    try:
-        summary_build_task.delay(str(conference_id))
-    except Exception:  # noqa: BLE001 - logged, recovered on demand
-        logger.exception("could not queue the summary of conference %s", conference_id)
 
 
 def summary_is_stale(summary: Summary) -> bool:

@@ -60,7 +60,8 @@ from metrics.serializers import (
     require,
 )
 from metrics.services import connections, dashboard, ingestion
-from metrics.summary import summary_is_stale, summary_queue
+from metrics.summary import summary_is_stale
+from metrics.tasks import summary_queue
 
 SDK_TAG = ["peermetrics SDK"]
 DASHBOARD_TAG = ["peermetrics dashboard"]

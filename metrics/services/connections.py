@@ -18,7 +18,7 @@ from metrics import selectors
 from metrics.errors import PeermetricsError
 from metrics.ingest import forget_connection
 from metrics.models import ISSUES, Conference, Connection, GenericEvent, Issue, Participant, Session, Track
-from metrics.summary import summary_queue
+from metrics.signals import call_ended
 
 ICE_STATES = {"new", "checking", "connected", "completed", "failed", "disconnected", "closed"}
 SIGNALING_STATES = {
@@ -130,7 +130,7 @@ def _conference_check(*, conference_id: Any, now: datetime) -> None:
     conference.ongoing = False
     conference.call_start = None
     conference.save(update_fields=["duration", "end_time", "ongoing", "call_start"])
-    transaction.on_commit(lambda: summary_queue(conference_id=conference_id))
+    transaction.on_commit(lambda: call_ended.send(sender=Conference, conference_id=conference_id))
 
 
 # --- connections -----------------------------------------------------------------------------
