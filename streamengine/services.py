@@ -263,24 +263,22 @@ def _check_kinds(participant: Participant, action: str, kinds: set[str]) -> None
         raise Unauthorized()
 
 
-def _publication(publication_id: str, owner: str | None, *, lock: bool = False) -> Publication:
-    queryset = Publication.objects.select_for_update() if lock else Publication.objects
-    publication = queryset.filter(id=publication_id).first()
-    if publication is None:
-        raise StreamNotFound()
-    if owner is not None and publication.participant_id != owner:
+def _owned(model: type[Publication] | type[Subscription], row_id: str, owner: str | None, *, lock: bool = False):
+    """The publication/subscription ``row_id``; it must belong to ``owner`` when one is given."""
+    queryset = model.objects.select_for_update() if lock else model.objects
+    row = queryset.filter(id=row_id).first()
+    if row is None:
+        raise StreamNotFound() if model is Publication else SubscriptionNotFound()
+    if owner is not None and row.participant_id != owner:
         raise Unauthorized()
-    return publication
+    return row
 
 
-def _subscription(subscription_id: str, owner: str | None, *, lock: bool = False) -> Subscription:
-    queryset = Subscription.objects.select_for_update() if lock else Subscription.objects
-    subscription = queryset.filter(id=subscription_id).first()
-    if subscription is None:
-        raise SubscriptionNotFound()
-    if owner is not None and subscription.participant_id != owner:
-        raise Unauthorized()
-    return subscription
+def _set_track_status(row: Publication | Subscription, kinds: set[str], status: str) -> None:
+    for track in row.media.get("tracks", []):
+        if track["type"] in kinds:
+            track["status"] = status
+    row.save(update_fields=["media"])
 
 
 @engine_write
@@ -385,11 +383,8 @@ def publication_set_track_status(
 ) -> Publication:
     """Mute (``inactive``) / unmute (``active``): stop/resume forwarding, notify ``stream update``."""
     with transaction.atomic():
-        publication = _publication(publication_id, owner, lock=True)
-        for track in publication.media.get("tracks", []):
-            if track["type"] in kinds:
-                track["status"] = status
-        publication.save(update_fields=["media"])
+        publication = _owned(Publication, publication_id, owner, lock=True)
+        _set_track_status(publication, kinds, status)
     outbox.to_node(
         publication.domain_id, protocol.SetPublicationActive(publication_id, sorted(kinds), status == "active")
     )
@@ -405,7 +400,7 @@ def publication_update_in_views(
 ) -> Publication:
     """Mix the publication into ``view`` (or take it out); the room hears the whole stream again."""
     with transaction.atomic():
-        publication = _publication(publication_id, owner, lock=True)
+        publication = _owned(Publication, publication_id, owner, lock=True)
         views = [v for v in publication.info.get("inViews", []) if v != view]
         if add:
             views.append(view)
@@ -454,7 +449,7 @@ def publication_parameters(outbox: Outbox, *, publication_id: str, parameters: d
 @engine_write
 def publication_delete(outbox: Outbox, *, publication_id: str, owner: str | None = None) -> Publication:
     """Unpublish: delete it and the subscriptions to it; the node closes all their transports."""
-    publication = _publication(publication_id, owner)
+    publication = _owned(Publication, publication_id, owner)
     with transaction.atomic():
         Subscription.objects.filter(domain_id=publication.domain_id, info__from=publication_id).delete()
         Publication.objects.filter(id=publication_id).delete()
@@ -473,11 +468,8 @@ def subscription_set_track_status(
 ) -> Subscription:
     """Pause (``inactive``) / resume (``active``) forwarding to one subscription."""
     with transaction.atomic():
-        subscription = _subscription(subscription_id, owner, lock=True)
-        for track in subscription.media.get("tracks", []):
-            if track["type"] in kinds:
-                track["status"] = status
-        subscription.save(update_fields=["media"])
+        subscription = _owned(Subscription, subscription_id, owner, lock=True)
+        _set_track_status(subscription, kinds, status)
     outbox.to_node(
         subscription.domain_id, protocol.SetSubscriptionPaused(subscription_id, sorted(kinds), status != "active")
     )
@@ -486,7 +478,7 @@ def subscription_set_track_status(
 
 @engine_write
 def subscription_delete(outbox: Outbox, *, subscription_id: str, owner: str | None = None) -> Subscription:
-    subscription = _subscription(subscription_id, owner)
+    subscription = _owned(Subscription, subscription_id, owner)
     subscription.delete()
     outbox.to_node(subscription.domain_id, protocol.EndSession(subscription_id))
     return subscription

@@ -6,12 +6,10 @@ import asyncio
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from owt.localserver import ROOT, free_port, manage, portal_env
+from owt.localserver import manage, portal_env, running_portal
 
 ROOM = "a" * 24
 
@@ -38,49 +36,28 @@ async def login(url: str, token: str) -> ClientConnection:
             return socket
 
 
-async def wait_until_up(url: str, token: str) -> ClientConnection:
-    for _ in range(300):
-        try:
-            return await login(url, token)
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise AssertionError("the portal did not come up")
-
-
 async def test_sigterm_with_participants_leaving_exits_cleanly(tmp_path):
     """Three participants; one leaves (and is parked for reconnection), SIGTERM, the others
     close their sockets while the portal stops: it exits at once, no participant is left."""
     env = portal_env(tmp_path, PYTHONFAULTHANDLER="1")
     manage(env, "migrate", "--noinput", "-v0")
     tokens = make_tokens(env, 3)
-    port = free_port()
     log_path = tmp_path / "daphne.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "owt.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            url = f"ws://127.0.0.1:{port}/ws/signaling/"
-            sockets = [await wait_until_up(url, tokens[0])] + [await login(url, token) for token in tokens[1:]]
-            await sockets[0].close()
-            await asyncio.sleep(0.3)
-            process.send_signal(signal.SIGTERM)
+    with running_portal(env, migrate=False, log_path=log_path) as portal:
+        url = f"ws://127.0.0.1:{portal.port}/ws/signaling/"
+        sockets = [await login(url, token) for token in tokens]
+        await sockets[0].close()
+        await asyncio.sleep(0.3)
+        portal.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.1)
+        for socket in sockets[1:]:
+            await socket.close()
+        for _ in range(50):
+            if portal.process.poll() is not None:
+                break
             await asyncio.sleep(0.1)
-            for socket in sockets[1:]:
-                await socket.close()
-            for _ in range(50):
-                if process.poll() is not None:
-                    break
-                await asyncio.sleep(0.1)
-            assert process.poll() is not None, "the portal is still running 5 s after SIGTERM"
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    assert process.returncode in (0, -signal.SIGTERM), (process.returncode, log_path.read_text()[-3000:])
+        returncode = portal.process.poll()
+    assert returncode is not None, "the portal is still running 5 s after SIGTERM"
+    assert returncode in (0, -signal.SIGTERM), (returncode, log_path.read_text()[-3000:])
     with sqlite3.connect(tmp_path / "owt.sqlite3") as db:
         assert db.execute("select count(*) from streamengine_participant").fetchone()[0] == 0
