@@ -8,13 +8,16 @@ consumer's queries run in worker threads and must see committed rows).
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from dataclasses import dataclass
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 
 from streamengine import services
+from streamengine.client import ConferenceClient, Session, SyntheticVideoTrack
 
 DEFAULT_ROOM = {
     "inputLimit": -1,
@@ -84,3 +87,54 @@ async def signaling_url(settings, transactional_db):
         await layer.close_pools()
     channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
     use_host_addresses([])
+
+
+@dataclass
+class Pair:
+    """Two participants in one fresh room: their clients and the login results of their joins."""
+
+    domain: str
+    alice: ConferenceClient
+    bob: ConferenceClient
+    alice_info: dict
+    bob_info: dict
+
+
+@dataclass
+class PublishedPair(Pair):
+    """A pair where alice publishes a video stream that bob receives encoded."""
+
+    publication: Session
+    subscription: Session
+
+
+@pytest.fixture
+def bob_role() -> str:
+    """Bob's role in ``pair``; a test changes it with ``@pytest.mark.parametrize("bob_role", [...])``."""
+    return "presenter"
+
+
+@pytest.fixture
+async def pair(signaling_url, room, token, bob_role):
+    """A fresh default room that alice (presenter) and bob (``bob_role``) have joined.
+
+    Both clients are closed at teardown.
+    """
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice, ConferenceClient(signaling_url) as bob:
+        alice_info = await alice.join(await token(domain, user="alice"))
+        bob_info = await bob.join(await token(domain, user="bob", role=bob_role))
+        yield Pair(domain=domain, alice=alice, bob=bob, alice_info=alice_info, bob_info=bob_info)
+
+
+@pytest.fixture
+async def published_pair(pair):
+    """``pair`` once alice publishes a synthetic video (VP8, the client's default) and bob has its first frame.
+
+    Bob's subscription is video only and encoded: its ``frames`` queue holds the forwarded
+    frames, the first of which this fixture has taken. The clients close with ``pair``.
+    """
+    publication = await pair.alice.publish([SyntheticVideoTrack()])
+    subscription = await pair.bob.subscribe(publication.id, audio=False, encoded=True)
+    await asyncio.wait_for(subscription.frames.get(), 10)
+    return PublishedPair(**vars(pair), publication=publication, subscription=subscription)
