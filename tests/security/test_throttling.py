@@ -4,23 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamengine.client import ConferenceClient, SignalingError
-from tests.security.mauth_api import fresh_throttle_history, other_tenant, signed, tenant  # noqa: F401
-from tests.streamengine.conftest import room, signaling_url, token  # noqa: F401
-
-
-@pytest.fixture
-def rates(settings):
-    """``rates(scope="N/m", ...)`` sets throttle rates for this test."""
-
-    def set_rates(**scopes: str) -> None:
-        framework = settings.REST_FRAMEWORK
-        settings.REST_FRAMEWORK = {
-            **framework,
-            "DEFAULT_THROTTLE_RATES": {**framework["DEFAULT_THROTTLE_RATES"], **scopes},
-        }
-
-    return set_rates
+from tests.security.helpers import make_service, set_rates, signed
 
 
 def assert_throttled_owt(response) -> None:
@@ -30,8 +14,9 @@ def assert_throttled_owt(response) -> None:
 
 
 @pytest.mark.django_db
-def test_each_service_has_its_own_rate(api_client, rates, tenant, other_tenant):
-    rates(owt_service="3/m")
+def test_each_service_has_its_own_rate(api_client, settings):
+    set_rates(settings, owt_service="3/m")
+    tenant, other_tenant = make_service("tenant-a"), make_service("tenant-b")
     for _ in range(3):
         assert api_client.get("/v1/rooms", **signed(tenant)).status_code == 200
     assert_throttled_owt(api_client.get("/v1/rooms", **signed(tenant)))
@@ -41,16 +26,18 @@ def test_each_service_has_its_own_rate(api_client, rates, tenant, other_tenant):
 
 
 @pytest.mark.django_db
-def test_preflights_are_not_counted(api_client, rates, tenant):
-    rates(owt_service="1/m")
+def test_preflights_are_not_counted(api_client, settings):
+    set_rates(settings, owt_service="1/m")
+    tenant = make_service("tenant-a")
     for _ in range(3):
         assert api_client.options("/v1/rooms").status_code == 200
     assert api_client.get("/v1/rooms", **signed(tenant)).status_code == 200
 
 
 @pytest.mark.django_db
-def test_failed_mauth_locks_the_client_address_out(api_client, rates, tenant):
-    rates(owt_mauth_failure="3/m")
+def test_failed_mauth_locks_the_client_address_out(api_client, settings):
+    set_rates(settings, owt_mauth_failure="3/m")
+    tenant = make_service("tenant-a")
     wrong_key = (tenant[0], "guessed-key")
     for _ in range(3):
         response = api_client.get("/v1/rooms", **signed(wrong_key, REMOTE_ADDR="192.0.2.1"))
@@ -65,15 +52,16 @@ def test_failed_mauth_locks_the_client_address_out(api_client, rates, tenant):
 
 
 @pytest.mark.django_db
-def test_successful_mauth_is_not_a_failure(api_client, rates, tenant):
-    rates(owt_mauth_failure="1/m")
+def test_successful_mauth_is_not_a_failure(api_client, settings):
+    set_rates(settings, owt_mauth_failure="1/m")
+    tenant = make_service("tenant-a")
     for _ in range(3):
         assert api_client.get("/v1/rooms", **signed(tenant)).status_code == 200
 
 
 @pytest.mark.django_db
-def test_sdk_initialize_is_limited_per_address(api_client, rates):
-    rates(metrics_initialize="2/m")
+def test_sdk_initialize_is_limited_per_address(api_client, settings):
+    set_rates(settings, metrics_initialize="2/m")
     for _ in range(2):
         response = api_client.post("/metrics/v1/initialize", {"conferenceId": "c"}, format="json")
         assert response.status_code == 400
@@ -86,8 +74,8 @@ def test_sdk_initialize_is_limited_per_address(api_client, rates):
 
 
 @pytest.mark.django_db
-def test_admin_login_locks_out_after_failures(client, rates, django_user_model):
-    rates(admin_login_failure="2/h")
+def test_admin_login_locks_out_after_failures(client, settings, django_user_model):
+    set_rates(settings, admin_login_failure="2/h")
     django_user_model.objects.create_superuser("admin", password="right-password")
     credentials = {"username": "admin", "password": "wrong", "next": "/admin/"}
     for _ in range(2):
@@ -104,22 +92,10 @@ def test_admin_login_locks_out_after_failures(client, rates, django_user_model):
 
 
 @pytest.mark.django_db
-def test_admin_login_success_is_not_counted(client, rates, django_user_model):
-    rates(admin_login_failure="1/h")
+def test_admin_login_success_is_not_counted(client, settings, django_user_model):
+    set_rates(settings, admin_login_failure="1/h")
     django_user_model.objects.create_superuser("admin", password="right-password")
     for _ in range(2):
         response = client.post("/admin/login/", {"username": "admin", "password": "right-password"})
         assert response.status_code == 302
         client.logout()
-
-
-async def test_signaling_logins_are_limited_per_address(signaling_url, room, token, rates):
-    rates(signaling_login="2/m")
-    domain = await room()
-    for _ in range(2):
-        async with ConferenceClient(signaling_url) as client:
-            with pytest.raises(SignalingError, match="Invalid token"):
-                await client.join("not-a-token")
-    async with ConferenceClient(signaling_url) as client:
-        with pytest.raises(SignalingError, match="Too many logins"):
-            await client.join(await token(domain))
