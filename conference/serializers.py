@@ -12,6 +12,13 @@ from rest_framework import serializers
 
 from conference.models import Room, Service
 from conference.roomconfig import decrypt_sip, in_key_order
+from owt.parsers import QUERY_INTEGER_MAX
+from streamengine.models import Token
+
+
+def column_length(model: type, field: str) -> int:
+    """The ``max_length`` of a text column, so a longer input is a 400 rather than a database error."""
+    return model._meta.get_field(field).max_length
 
 
 class ServiceOutput(serializers.Serializer):
@@ -34,7 +41,7 @@ class ServiceOutput(serializers.Serializer):
 
 
 class ServiceCreateInput(serializers.Serializer):
-    name = serializers.CharField()
+    name = serializers.CharField(max_length=column_length(Service, "name"))
     key = serializers.CharField()
 
 
@@ -83,8 +90,8 @@ class RoomUpdateInput(serializers.Serializer):
 class RoomListQuery(serializers.Serializer):
     """1-based ``page``; ``per_page`` > 0 turns pagination on (otherwise every room is returned)."""
 
-    page = serializers.IntegerField(required=False)
-    per_page = serializers.IntegerField(required=False)
+    page = serializers.IntegerField(required=False, max_value=QUERY_INTEGER_MAX)
+    per_page = serializers.IntegerField(required=False, max_value=QUERY_INTEGER_MAX)
 
 
 class Preference(serializers.Serializer):
@@ -93,6 +100,12 @@ class Preference(serializers.Serializer):
 
 
 class TokenCreateInput(serializers.Serializer):
-    user = serializers.CharField(help_text="Participant's user id (the MAuth header's username wins if given)")
-    role = serializers.CharField(help_text="One of the room's roles (the MAuth header's role wins if given)")
+    user = serializers.CharField(
+        max_length=column_length(Token, "user"),
+        help_text="Participant's user id (the MAuth header's username wins if given)",
+    )
+    role = serializers.CharField(
+        max_length=column_length(Token, "role"),
+        help_text="One of the room's roles (the MAuth header's role wins if given)",
+    )
     preference = Preference(required=False)

@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 
 from conference import selectors, services
 from conference.exceptions import InvalidRequest, PermissionDenied
@@ -98,6 +99,18 @@ ERROR_EXAMPLES = [
 ERRORS = {400: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT}
 
 
+def validated(serializer_class: type[Serializer], data: object) -> dict[str, Any]:
+    """``data`` as ``serializer_class`` validates it, or 400/1301: lengths, characters, ranges.
+
+    Services still check bodies themselves (types included: a serializer's CharField would
+    turn 1 into "1"), so views that write pass the body on, not the coerced data.
+    """
+    checked = serializer_class(data=data)
+    if not checked.is_valid():
+        raise InvalidRequest(describe_validation_error(checked.errors))
+    return checked.validated_data
+
+
 def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(request.data, dict):
         raise InvalidRequest("The request body must be a JSON object")
@@ -133,6 +146,7 @@ class ServiceListView(MAuthAPIView):
     def post(self, request: Request) -> Response:
         require_super(request)
         body = json_body(request)
+        validated(ServiceCreateInput, body)
         service = services.service_create(name=body.get("name"), key=body.get("key"))
         return Response(ServiceOutput(selectors.service_get(caller=request.user, service_id=service.id)).data)
 
@@ -168,10 +182,7 @@ class RoomListView(MAuthAPIView):
         tags=["rooms"],
     )
     def get(self, request: Request) -> Response:
-        query = RoomListQuery(data=request.query_params)
-        if not query.is_valid():
-            raise InvalidRequest(describe_validation_error(query.errors))
-        rooms = selectors.room_list(service=request.user, **query.validated_data)
+        rooms = selectors.room_list(service=request.user, **validated(RoomListQuery, request.query_params))
         return Response(RoomOutput(rooms, many=True).data)
 
     @extend_schema(
@@ -277,5 +288,6 @@ class RoomTokenView(MAuthAPIView):
         auth = request.auth
         # A user and role signed into the MAuth header take priority over the body.
         user, role = (auth.user, auth.role) if auth.user and auth.role else (body.get("user"), body.get("role"))
+        validated(TokenCreateInput, {**body, "user": user, "role": role})
         token = services.token_create(room=room, user=user, role=role, preference=body.get("preference"))
         return text(token)

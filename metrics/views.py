@@ -62,6 +62,7 @@ from metrics.serializers import (
 from metrics.services import connections, dashboard, ingestion
 from metrics.summary import summary_is_stale
 from metrics.tasks import summary_queue
+from owt.throttling import ClientScopedThrottle
 
 SDK_TAG = ["peermetrics SDK"]
 DASHBOARD_TAG = ["peermetrics dashboard"]
@@ -87,6 +88,10 @@ class SdkView(APIView):
 
 
 class InitializeView(SdkView):
+    # Each call creates rows: limited per client address (owt.throttling).
+    throttle_classes = [ClientScopedThrottle]
+    throttle_scope = "metrics_initialize"
+
     @extend_schema(
         tags=SDK_TAG,
         request=ANY_JSON,

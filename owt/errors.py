@@ -21,9 +21,15 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
+from kombu.exceptions import OperationalError as BrokerUnreachable
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from owt.parsers import has_unstorable_text
+from owt.throttling import retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +46,13 @@ KIND_STATUS = {
     "unsupported_media_type": 415,
     "throttled": 429,
     "engine": 503,
+    "unavailable": 503,
     "server": 500,
 }
+
+# A shared service (Redis cache or channel layer, Celery broker) is unreachable: the request
+# may succeed later, so it is a 503, not a server error.
+OUTAGES = (RedisConnectionError, RedisTimeoutError, BrokerUnreachable)
 
 
 class ApiError(Exception):
@@ -112,7 +123,7 @@ def classify(exc: Exception) -> tuple[str, int, str, int | str | None]:
     if isinstance(exc, ApiError):
         return exc.kind, exc.status, exc.message, exc.code
     if isinstance(exc, drf_exceptions.ParseError):
-        return "parse_error", 400, "Failed to parse JSON body", None
+        return "parse_error", 400, f"Failed to parse JSON body: {exc.detail}", None
     if isinstance(exc, drf_exceptions.ValidationError):
         return "invalid", 400, describe_validation_error(exc.detail), None
     if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
@@ -131,6 +142,9 @@ def classify(exc: Exception) -> tuple[str, int, str, int | str | None]:
         return "too_large", 413, "Request body too large", None
     if isinstance(exc, drf_exceptions.APIException):
         return "invalid", exc.status_code, str(exc.detail), None
+    if isinstance(exc, OUTAGES):
+        logger.warning("shared service unreachable: %s: %s", type(exc).__name__, exc)
+        return "unavailable", 503, "Service temporarily unavailable, try again later", None
     return "server", 500, "Unexpected server error", None
 
 
@@ -150,10 +164,7 @@ class ErrorFormat:
         kind, status, message, code = classify(exc)
         if kind == "server":
             logger.exception("unhandled error", exc_info=exc)
-        response = Response(self.body(kind=kind, status=status, message=message, code=code), status=status)
-        if isinstance(exc, drf_exceptions.Throttled) and exc.wait:
-            response["Retry-After"] = str(int(exc.wait))
-        return response
+        return Response(self.body(kind=kind, status=status, message=message, code=code), status=status)
 
 
 class OwtErrorFormat(ErrorFormat):
@@ -175,6 +186,7 @@ class OwtErrorFormat(ErrorFormat):
         "method_not_allowed": 1001,
         "throttled": 1102,
         "engine": 1201,
+        "unavailable": 1201,
         "server": 2001,
     }
 
@@ -192,9 +204,12 @@ def default_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's handler for views that did not pick an API format (admin helpers, health)."""
     view = context.get("view")
     error_format = getattr(view, "error_format", None)
-    if error_format is not None:
-        return error_format.exception_handler(exc, context)
-    return drf_exception_handler(exc, context)
+    if error_format is None:
+        return drf_exception_handler(exc, context)
+    response = error_format.exception_handler(exc, context)
+    if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
+        response["Retry-After"] = retry_after(exc.wait)
+    return response
 
 
 def error_format_for_path(path: str) -> ErrorFormat:
@@ -204,12 +219,10 @@ def error_format_for_path(path: str) -> ErrorFormat:
     return PLAIN_ERRORS
 
 
-class RequestSizeLimitMiddleware:
-    """Refuse oversized bodies before any view reads them, in the API's own format.
+class RefusingMiddleware:
+    """Refuses some requests before any view, in the API's own format (:meth:`refusal`).
 
-    DRF reads the raw stream and so bypasses ``DATA_UPLOAD_MAX_MEMORY_SIZE``; this puts the
-    limit back for every route, whatever the parser. Sync and async capable, so it costs an
-    ASGI request no hop to a thread.
+    Sync and async capable, so it costs an ASGI request no hop to a thread.
     """
 
     sync_capable = True
@@ -231,6 +244,26 @@ class RequestSizeLimitMiddleware:
 
     @staticmethod
     def refusal(request: HttpRequest) -> HttpResponse | None:
+        raise NotImplementedError
+
+
+class RequestSizeLimitMiddleware(RefusingMiddleware):
+    """Refuse oversized bodies before any view reads them.
+
+    DRF reads the raw stream and so bypasses ``DATA_UPLOAD_MAX_MEMORY_SIZE``; this puts the
+    limit back for every route, whatever the parser. A chunked body (no Content-Length) DRF
+    would read as empty: its size is checked here and written into ``CONTENT_LENGTH``.
+    """
+
+    @staticmethod
+    def refusal(request: HttpRequest) -> HttpResponse | None:
+        if "CONTENT_LENGTH" not in request.META and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            try:
+                # Under ASGI the body is already buffered; Django checks its real size first.
+                request.META["CONTENT_LENGTH"] = str(len(request.body))
+            except RequestDataTooBig as exc:
+                return error_format_for_path(request.path).response(exc)
+            return None
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -240,6 +273,20 @@ class RequestSizeLimitMiddleware:
             return None
         return error_format_for_path(request.path).response(
             RequestDataTooBig(f"Request body too large: {length} bytes, limit {limit}")
+        )
+
+
+class RequestTextMiddleware(RefusingMiddleware):
+    """Refuse paths and query strings holding NUL or lone surrogates (ids and filters end up
+    in SQL, and PostgreSQL cannot take those characters: it would be a 500)."""
+
+    @staticmethod
+    def refusal(request: HttpRequest) -> HttpResponse | None:
+        texts = [request.path, *(text for key, values in request.GET.lists() for text in (key, *values))]
+        if not any(has_unstorable_text(text) for text in texts):
+            return None
+        return error_format_for_path(request.path).response(
+            ApiError("The path and query must not contain NUL characters or lone surrogates")
         )
 
 

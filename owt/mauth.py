@@ -40,6 +40,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from owt.errors import OWT_ERRORS, Unauthenticated
+from owt.throttling import MAuthFailureThrottle, ServiceThrottle
 
 REALM = "http://marte3.dit.upm.es"
 SIGNATURE_METHOD = "HMAC_SHA256"
@@ -206,15 +207,32 @@ CORS_HEADERS = {
 
 class MAuthAPIView(APIView):
     """Base for every MAuth-protected OWT route: MAuth required (except CORS preflight
-    ``OPTIONS``, answered 200 like the reference), OWT error envelope, CORS headers."""
+    ``OPTIONS``, answered 200 like the reference), OWT error envelope, CORS headers.
+
+    Throttled per calling service; a client address with too many failed MAuth checks is
+    refused (429) before its header is checked again, so keys cannot be guessed quickly.
+    """
 
     authentication_classes = [MAuthAuthentication]
     permission_classes: list = []
+    throttle_classes = [ServiceThrottle]
     error_format = OWT_ERRORS
 
     def perform_authentication(self, request: Request) -> None:
-        if request.method != "OPTIONS":  # browsers send preflights without credentials
+        if request.method == "OPTIONS":  # browsers send preflights without credentials
+            return
+        failures = MAuthFailureThrottle()
+        if not failures.allow_request(request, self):
+            self.throttled(request, failures.wait())
+        try:
             super().perform_authentication(request)
+        except MAuthFailed:
+            failures.record_failure()
+            raise
+
+    def get_throttles(self) -> list:
+        # A preflight carries no credentials, so it has no service to count against.
+        return [] if self.request.method == "OPTIONS" else super().get_throttles()
 
     def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response(status=200)

@@ -329,3 +329,34 @@ PORTAL_STATS = {
     for name, value in os.environ.items()
     if name.startswith("PORTAL_STATS_")
 }
+
+# --- Hardening: input limits, throttles, health details (owt.parsers, owt.throttling) -------
+# Every DRF API parses JSON with a nesting limit and refuses NUL and lone surrogates in strings.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["owt.parsers.JSONParser"]
+MAX_JSON_DEPTH = int(os.environ.get("MAX_JSON_DEPTH", "64"))
+# Paths and query strings with NUL or lone surrogates are refused before any view.
+MIDDLEWARE.insert(MIDDLEWARE.index("owt.errors.RequestSizeLimitMiddleware") + 1, "owt.errors.RequestTextMiddleware")
+# Throttle history lives here: Redis when REDIS_URL is set, so every portal counts together.
+OWT_THROTTLE_CACHE = "throttle"
+CACHES["throttle"] = (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "owt-throttle"}
+)
+# How many proxies in front of the portals append to X-Forwarded-For; 0 = the socket's peer
+# address is the client (a client-sent X-Forwarded-For is never trusted).
+REST_FRAMEWORK["NUM_PROXIES"] = int(os.environ.get("NUM_PROXIES", "0"))
+# Rates "N/s", "N/m", "N/h" or "N/d"; an empty variable turns that limit off. DRF keeps one
+# timestamp per request counted, so busy limits use short periods.
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    scope: os.environ.get(variable, default) or None
+    for scope, variable, default in (
+        ("owt_service", "THROTTLE_OWT_SERVICE", "100/s"),
+        ("owt_mauth_failure", "THROTTLE_OWT_MAUTH_FAILURE", "30/m"),
+        ("metrics_initialize", "THROTTLE_METRICS_INITIALIZE", "60/m"),
+        ("signaling_login", "THROTTLE_SIGNALING_LOGIN", "60/m"),
+        ("admin_login_failure", "THROTTLE_ADMIN_LOGIN_FAILURE", "10/h"),
+    )
+}
+# /health/ shows why a check failed only to staff sessions or with "Authorization: Bearer <token>".
+HEALTH_TOKEN = os.environ.get("HEALTH_TOKEN", "")

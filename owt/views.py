@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 import uuid
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib import admin
 from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.debug import sensitive_post_parameters
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from owt.celery import app as celery_app
+from owt.throttling import AdminLoginFailureThrottle, retry_after
 
 
 def check_database() -> dict:
@@ -54,8 +61,23 @@ def check_channel_layer() -> dict:
 CHECKS = {"database": check_database, "broker": check_broker, "channel_layer": check_channel_layer}
 
 
+def may_see_health_details(request: Request) -> bool:
+    """Staff sessions, or ``Authorization: Bearer <HEALTH_TOKEN>`` (a monitor's) when one is set."""
+    if getattr(request.user, "is_staff", False):
+        return True
+    expected = f"Bearer {settings.HEALTH_TOKEN}"
+    given = request.headers.get("Authorization", "")
+    return bool(settings.HEALTH_TOKEN) and hmac.compare_digest(given.encode(), expected.encode())
+
+
 class HealthView(APIView):
-    """Reachability of the database, the Celery broker and the channel layer."""
+    """Reachability of the database, the Celery broker and the channel layer.
+
+    Anyone sees which checks pass; why one fails, and the timings and backends, can name
+    internal hosts, so only staff and holders of ``HEALTH_TOKEN`` see them.
+    """
+
+    authentication_classes = [SessionAuthentication]
 
     @extend_schema(
         responses={
@@ -73,4 +95,26 @@ class HealthView(APIView):
             except Exception as exc:  # a health check reports every failure, whatever its type
                 results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         ok = all(result["ok"] for result in results.values())
+        if not may_see_health_details(request):
+            results = {name: {"ok": result["ok"]} for name, result in results.items()}
         return Response({"ok": ok, "checks": results}, status=200 if ok else 503)
+
+
+@sensitive_post_parameters()
+def admin_login(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """The admin's login view, locked for a client address after too many failed logins."""
+    if request.method != "POST":
+        return admin.site.login(request, extra_context)
+    failures = AdminLoginFailureThrottle()
+    if not failures.allow_request(request, None):
+        response = HttpResponse(
+            "Too many failed logins from your address; try again later.",
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = retry_after(failures.wait())
+        return response
+    response = admin.site.login(request, extra_context)
+    if not request.user.is_authenticated:
+        failures.record_failure()
+    return response

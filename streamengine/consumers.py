@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from owt.errors import ApiError
+from owt.throttling import signaling_login_allowed
 from streamengine import lifecycle, protocol, selectors, services
 from streamengine.node import ensure_embedded_node, ensure_watchdog
 from streamengine.reconnection import RECONNECTING_SDKS, Parked, parked_take, ticket_issue, ticket_verify
@@ -186,6 +187,7 @@ class SignalingConsumer(AsyncWebsocketConsumer):
     # --- requests -------------------------------------------------------------------
 
     async def on_login(self, data: object):
+        _require(await signaling_login_allowed(self.scope), "Too many logins from this address, try again later")
         _require(isinstance(data, dict), "Invalid login data")
         _require(self.participant_id is None, "Connection is in service")
         _require(data.get("protocol") in PROTOCOLS, "Unknown client protocol")

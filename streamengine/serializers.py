@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from owt.parsers import QUERY_INTEGER_MAX
 from streamengine.models import Node, Participant, Publication, Subscription
 
 KINDS = ("audio", "video")
@@ -29,7 +30,7 @@ def tracks_by_kind(media: dict, fields: tuple[str, ...]) -> dict[str, list[dict]
 class ListQuerySerializer(serializers.Serializer):
     """Pagination of every list: ``start`` (offset) and ``limit``, from the query string or the body."""
 
-    start = serializers.IntegerField(min_value=0, default=0)
+    start = serializers.IntegerField(min_value=0, max_value=QUERY_INTEGER_MAX, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
 

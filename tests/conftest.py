@@ -44,3 +44,13 @@ def chromium():
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_history():
+    """Each test starts with no request counted by the rate limits (owt.throttling), which
+    would otherwise carry over from earlier tests in the same process."""
+    from django.conf import settings
+    from django.core.cache import caches
+
+    caches[settings.OWT_THROTTLE_CACHE].clear()

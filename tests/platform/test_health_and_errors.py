@@ -16,17 +16,44 @@ def test_health_reports_every_dependency(client):
     assert all(check["ok"] for check in body["checks"].values())
 
 
-@pytest.mark.django_db
-def test_health_reports_a_broken_broker(client, monkeypatch):
+@pytest.fixture
+def broken_broker(monkeypatch):
     from owt import views
 
     def broken():
-        raise ConnectionError("broker down")
+        raise ConnectionError("broker down at 10.0.0.7")
 
     monkeypatch.setitem(views.CHECKS, "broker", broken)
+
+
+@pytest.mark.django_db
+def test_health_reports_a_broken_broker_without_details_to_anyone(client, broken_broker):
     response = client.get("/health/")
     assert response.status_code == 503
-    assert response.json()["checks"]["broker"] == {"ok": False, "error": "ConnectionError: broker down"}
+    assert response.json()["checks"] == {
+        "database": {"ok": True},
+        "broker": {"ok": False},
+        "channel_layer": {"ok": True},
+    }
+
+
+@pytest.mark.django_db
+def test_health_details_for_staff(client, broken_broker, django_user_model):
+    client.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    response = client.get("/health/")
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"] == {"ok": False, "error": "ConnectionError: broker down at 10.0.0.7"}
+    assert response.json()["checks"]["database"]["vendor"]
+
+
+@pytest.mark.django_db
+def test_health_details_with_the_health_token_only(client, broken_broker, settings):
+    settings.HEALTH_TOKEN = "monitor-secret"
+    details = client.get("/health/", headers={"Authorization": "Bearer monitor-secret"})
+    assert details.status_code == 503
+    assert details.json()["checks"]["broker"]["error"] == "ConnectionError: broker down at 10.0.0.7"
+    wrong = client.get("/health/", headers={"Authorization": "Bearer guess"})
+    assert (wrong.status_code, wrong.json()["checks"]["broker"]) == (503, {"ok": False})
 
 
 @pytest.mark.django_db
