@@ -99,7 +99,7 @@ def _database_url() -> str:
     return f"postgres://{auth}@{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}/{conf['NAME']}"
 
 
-def _post_through_daphne(bodies: list[bytes]) -> float:
+def _post_through_daphne(bodies: list[bytes], write_key: str) -> float:
     """Start daphne on a free loopback port against the same database and post every body over one
     keep-alive connection; returns the seconds spent posting."""
     import http.client
@@ -107,7 +107,7 @@ def _post_through_daphne(bodies: list[bytes]) -> float:
     env = portal_env(DATABASE_URL=_database_url())
     with running_portal(env, migrate=False) as portal:
         connection = http.client.HTTPConnection("127.0.0.1", portal.port, timeout=30)
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {write_key}"}
         connection.request("POST", "/portal/tracker-api/reports/", bodies[0], headers)  # warm-up
         connection.getresponse().read()
         started = time.perf_counter()
@@ -121,13 +121,17 @@ def _post_through_daphne(bodies: list[bytes]) -> float:
         return elapsed
 
 
-def bench_ingest(args: argparse.Namespace, streams: list[tuple[int, list[int]]], rng: random.Random) -> list[dict]:
+def bench_ingest(
+    args: argparse.Namespace, client, streams: list[tuple[int, list[int]]], rng: random.Random
+) -> list[dict]:
     from django.test import Client as HttpClient
 
     from portal_stats import services
     from portal_stats.models import ViewerReport
 
-    http = HttpClient()
+    # Posted as the client's tracker: the key check (one lookup per batch) is part of the cost.
+    write_key = services.client_key_issue(client=client, kind="write")
+    http = HttpClient(headers={"Authorization": f"Bearer {write_key}"})
     bodies = [
         json.dumps({"reports": _make_reports(args.batch_size, streams, args.viewers, rng)}).encode()
         for _ in range(args.batches)
@@ -135,7 +139,7 @@ def bench_ingest(args: argparse.Namespace, streams: list[tuple[int, list[int]]],
     count = args.batches * args.batch_size
     rows = []
     if not args.no_server:
-        elapsed = _post_through_daphne(bodies)
+        elapsed = _post_through_daphne(bodies, write_key)
         rows.append(_rate_row(f"POST via daphne, loopback ({args.batch_size}/batch)", count, elapsed, target=True))
 
     warm = http.post("/portal/tracker-api/reports/", bodies[0], content_type="application/json")
@@ -149,7 +153,7 @@ def bench_ingest(args: argparse.Namespace, streams: list[tuple[int, list[int]]],
     decoded = [json.loads(body)["reports"] for body in bodies]
     started = time.perf_counter()
     for reports in decoded:
-        services.reports_ingest(reports=reports)
+        services.reports_ingest(reports=reports, only_client=client.id)
     rows.append(_rate_row("service only (no HTTP/JSON)", count, time.perf_counter() - started))
 
     total = ViewerReport.objects.count()
@@ -222,10 +226,11 @@ def bench_query(args: argparse.Namespace, client, streams, quality_ids) -> list[
     from django.test import Client as HttpClient
 
     from bench.report import percentile
+    from portal_stats import services
 
     end = int(time.time()) // 60 * 60
     written = _write_week(client.id, streams, quality_ids, args.viewers, end)
-    http = HttpClient()
+    http = HttpClient(headers={"Authorization": f"Bearer {services.client_key_issue(client=client, kind='read')}"})
     url = f"/portal/api/stats/time/{end - 7 * 86400}-{end}/full.count/clients/{client.uuid}"
     first = http.get(url)
     assert first.status_code == 200 and first["X-Stats-Resolution"] == "minute", first.content
@@ -289,8 +294,8 @@ def main(argv: list[str]) -> dict:
     connection, old_name = _setup_database()
     try:
         rng = random.Random(42)
-        _, streams, _ = _register("bench-ingest", args.streams)
-        ingest_rows = bench_ingest(args, streams, rng)
+        client, streams, _ = _register("bench-ingest", args.streams)
+        ingest_rows = bench_ingest(args, client, streams, rng)
         query_rows = bench_query(args, *_register("bench-week", args.streams))
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)

@@ -1,8 +1,12 @@
-"""Admin: manage clients, streams and qualities; browse rollups read-only."""
+"""Admin: manage clients (and rotate their keys), streams and qualities; browse rollups read-only."""
 
-from django.contrib import admin
+from collections.abc import Callable
 
-from portal_stats.models import Client, StatsBucket, Stream, StreamQuality
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from portal_stats import services
+from portal_stats.models import Client, ClientKey, StatsBucket, Stream, StreamQuality
 
 
 class StreamInline(admin.TabularInline):
@@ -20,11 +24,54 @@ class QualityInline(admin.TabularInline):
     readonly_fields = ("created_at",)
 
 
+class ClientKeyInline(admin.TabularInline):
+    """Keys are shown by hint only (the plain key is never stored); deleting one revokes it."""
+
+    model = ClientKey
+    extra = 0
+    fields = ("kind", "hint", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # keys are issued by the actions, which show the plain key once
+
+
+def _issue_and_show(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, client: Client, kind: str, rotate: bool
+) -> None:
+    key = services.client_key_issue(client=client, kind=kind, revoke_others=rotate)
+    modeladmin.message_user(
+        request, f"New {kind} key of {client}: {key} (copy it now: it is not shown again)", messages.WARNING
+    )
+
+
+def _key_action(kind: str, *, rotate: bool) -> Callable[..., None]:
+    verb = "Rotate" if rotate else "Add"
+    effect = "revokes the old ones" if rotate else "old ones stay valid"
+
+    @admin.action(description=f"{verb} {kind} key ({effect})")
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset) -> None:
+        for client in queryset:
+            _issue_and_show(modeladmin, request, client, kind, rotate)
+
+    action.__name__ = f"{verb.lower()}_{kind}_key"
+    return action
+
+
 @admin.register(Client)
 class ClientAdmin(admin.ModelAdmin):
     list_display = ("id", "uuid", "name", "created_at")
     search_fields = ("uuid", "name")
-    inlines = [StreamInline]
+    inlines = [ClientKeyInline, StreamInline]
+    actions = [
+        _key_action(kind, rotate=rotate) for kind in (ClientKey.WRITE, ClientKey.READ) for rotate in (True, False)
+    ]
+
+    def save_model(self, request: HttpRequest, obj: Client, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:  # a new client gets its first keys, as through the tracker-api
+            for kind in (ClientKey.WRITE, ClientKey.READ):
+                _issue_and_show(self, request, obj, kind, rotate=False)
 
 
 @admin.register(Stream)

@@ -31,6 +31,9 @@ DEFAULTS = {
     "HOUR_MAX_SPAN": 180 * 86400,
     # Most points one time-series answer may hold.
     "MAX_POINTS": 20000,
+    # 1 = no credentials anywhere (a local demo); 0 = trackers need their client's write key and
+    # readers its read key or an operator (staff) login.
+    "OPEN": 0,
 }
 
 

@@ -37,6 +37,32 @@ class Client(models.Model):
         return f"{self.name} ({self.uuid})"
 
 
+class ClientKey(models.Model):
+    """An API key of one client: ``write`` for its trackers and players, ``read`` for its dashboards.
+
+    Only the SHA-256 of the key is stored (keys are 256-bit random, so a fast hash cannot be
+    brute-forced; a lookup by hash is one indexed query). ``hint`` is the key's first characters,
+    enough to tell keys apart in the admin. A client may hold several keys of a kind at once:
+    rotate by issuing a new one, deploying it, then revoking (deleting) the old one.
+    """
+
+    WRITE = "write"
+    READ = "read"
+    KINDS = ((WRITE, "write (trackers, players)"), (READ, "read (time series)"))
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="keys")
+    kind = models.CharField(max_length=5, choices=KINDS)
+    key_hash = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} key {self.hint}… of {self.client_id}"
+
+
 class Stream(models.Model):
     """A CDN stream (HLS/DASH manifest URL) of one client; natural key (client, cdn_stream)."""
 
@@ -96,9 +122,12 @@ class ViewerReport(models.Model):
 
 class ReportBatch(models.Model):
     """The key of an accepted report batch, so a retried POST is not counted twice (kept as long as
-    raw reports). Inserted in the same transaction as the batch's reports."""
+    raw reports). Inserted in the same transaction as the batch's reports.
 
-    key = models.CharField(max_length=64, primary_key=True)
+    ``key`` is ``"<client id>:<batch>"`` (0 for a batch not bound to one client: open mode, an
+    operator), so one client cannot burn the batch keys of another."""
+
+    key = models.CharField(max_length=85, primary_key=True)
     ts = models.BigIntegerField(db_index=True)
 
     def __str__(self) -> str:

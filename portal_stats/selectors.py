@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from django.db.models import Q
 from portal_stats import conf
 from portal_stats.errors import (
     ClientNotFound,
+    ForeignClient,
     InvalidRange,
     QualityNotFound,
     StreamNotFound,
@@ -23,6 +25,7 @@ from portal_stats.models import (
     STEP_HOUR,
     STEP_MINUTE,
     Client,
+    ClientKey,
     StatsBucket,
     Stream,
     StreamQuality,
@@ -50,11 +53,33 @@ def clients_by_keys(keys: set[str]) -> dict[str, int]:
     return found
 
 
-def client_get(*, key: str) -> Client:
+def client_get(*, key: str, only_client: int | None = None) -> Client:
+    """The client named by ``key`` (uuid or id). With ``only_client`` (the caller's key is bound to
+    that client) any other client, known or not, is refused alike: a key learns nothing of others."""
     client_id = clients_by_keys({key}).get(key)
+    if only_client is not None and client_id != only_client:
+        raise ForeignClient(f"This key does not grant access to client {key!r}")
     if client_id is None:
         raise ClientNotFound(f"Client {key!r} not found (give its uuid or numeric id)")
     return Client.objects.get(id=client_id)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """What a presented client key grants: ``request.auth`` after ClientKeyAuthentication."""
+
+    client_id: int
+    kind: str
+
+
+def client_key_find(*, key: str) -> KeyGrant | None:
+    """The grant of a client key, or None if it is unknown or revoked (one indexed query)."""
+    row = ClientKey.objects.filter(key_hash=key_hash(key)).values_list("client_id", "kind").first()
+    return None if row is None else KeyGrant(client_id=row[0], kind=row[1])
 
 
 def _numeric_id(value: str) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import secrets
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ from django.core.validators import URLValidator
 from django.db import IntegrityError, connection, models, transaction
 
 from portal_stats import conf, selectors
-from portal_stats.errors import InvalidInput, UnknownParent
+from portal_stats.errors import ForeignClient, InvalidInput, UnknownParent
 from portal_stats.models import (
     ALL,
     BROWSERS,
@@ -21,6 +22,7 @@ from portal_stats.models import (
     STEP_MINUTE,
     AggregationCursor,
     Client,
+    ClientKey,
     ReportBatch,
     StatsBucket,
     Stream,
@@ -28,7 +30,11 @@ from portal_stats.models import (
     ViewerReport,
 )
 
-# --- Registration (tracker-api) ------------------------------------------------------------------
+# --- Registration (tracker-api) and client keys ---------------------------------------------------
+
+# A key says what it is, so a read key pasted into a player is refused by name (and secret
+# scanners can spot leaked keys).
+KEY_PREFIXES = {ClientKey.WRITE: "vbw_", ClientKey.READ: "vbr_"}
 
 
 def _get_or_insert(model: type[models.Model], **key: Any) -> tuple[Any, bool]:
@@ -50,15 +56,48 @@ def client_get_or_insert(*, uuid: str, name: str) -> tuple[Client, bool]:
     return _get_or_insert(Client, uuid=uuid, name=name)
 
 
-def stream_get_or_insert(*, client_id: int, cdn_stream: str) -> tuple[Stream, bool]:
+def client_register(*, uuid: str, name: str) -> tuple[Client, dict[str, str]]:
+    """:func:`client_get_or_insert`, and a new client's first write and read keys ({} if it existed)."""
+    with transaction.atomic():
+        client, created = client_get_or_insert(uuid=uuid, name=name)
+        if not created:
+            return client, {}
+        return client, {kind: client_key_issue(client=client, kind=kind) for kind in (ClientKey.WRITE, ClientKey.READ)}
+
+
+def client_key_issue(*, client: Client, kind: str, revoke_others: bool = False) -> str:
+    """A new ``kind`` key for the client; returns the plain key, which is not stored and so shown once.
+
+    The client's other keys of that kind stay valid (a rolling rotation) unless ``revoke_others``.
+    """
+    key = f"{KEY_PREFIXES[kind]}{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        if revoke_others:
+            ClientKey.objects.filter(client=client, kind=kind).delete()
+        ClientKey.objects.create(client=client, kind=kind, key_hash=selectors.key_hash(key), hint=key[:12])
+    return key
+
+
+def _check_owner(owner_id: int, only_client: int | None, what: str) -> None:
+    if only_client is not None and owner_id != only_client:
+        raise ForeignClient(f"{what} belongs to another client than this key's")
+
+
+def stream_get_or_insert(*, client_id: int, cdn_stream: str, only_client: int | None = None) -> tuple[Stream, bool]:
+    """``only_client``: the caller's key is bound to that client (None: an operator, or open mode)."""
+    _check_owner(client_id, only_client, f"client: client {client_id}")
     if not Client.objects.filter(id=client_id).exists():
         raise UnknownParent(f"client: unknown client id {client_id}")
     return _get_or_insert(Stream, client_id=client_id, cdn_stream=cdn_stream)
 
 
-def quality_get_or_insert(*, stream_id: int, bitrate: int) -> tuple[StreamQuality, bool]:
-    if not Stream.objects.filter(id=stream_id).exists():
+def quality_get_or_insert(
+    *, stream_id: int, bitrate: int, only_client: int | None = None
+) -> tuple[StreamQuality, bool]:
+    owner_id = Stream.objects.filter(id=stream_id).values_list("client_id", flat=True).first()
+    if owner_id is None:
         raise UnknownParent(f"stream: unknown stream id {stream_id}")
+    _check_owner(owner_id, only_client, f"stream: stream {stream_id}")
     return _get_or_insert(StreamQuality, stream_id=stream_id, bitrate=bitrate)
 
 
@@ -232,14 +271,17 @@ def _resolve_qualities(quality_ids: set[int], bitrate_keys: set[tuple[int, int]]
     return by_id, by_bitrate
 
 
-def reports_ingest(*, reports: Any, batch: Any = None, now: float | None = None) -> int | None:
+def reports_ingest(
+    *, reports: Any, batch: Any = None, now: float | None = None, only_client: int | None = None
+) -> int | None:
     """Validate and store a batch of viewer reports in one multi-row write; returns how many.
 
     All or nothing: the first invalid report (named by index) rejects the batch, so a player
     can retry it whole. Per report the work is a few type checks; names are resolved per batch.
     With a ``batch`` key, a batch already accepted under that key stores nothing and returns
     ``None`` (a retry after a lost response); the key's primary key decides, even for two
-    concurrent retries.
+    concurrent retries. With ``only_client`` (the caller's write key is bound to that client)
+    every report must be for that client: one report for another rejects the batch (403).
     """
     if batch is not None and (type(batch) is not str or not SESSION_RE.match(batch)):
         raise InvalidInput("batch: 1-64 characters of A-Z a-z 0-9 . _ : -")
@@ -263,12 +305,16 @@ def reports_ingest(*, reports: Any, batch: Any = None, now: float | None = None)
     unknown = next((key for key in client_keys if key is not None and key not in clients), None)
     if unknown is not None:
         raise UnknownParent(f"client: unknown client {unknown!r}")
+    if only_client is not None:
+        for index, key in enumerate(client_keys):
+            if key is not None:
+                _check_owner(clients[key], only_client, f"reports[{index}].client: client {key!r}")
 
     with transaction.atomic():
         if batch is not None:
             try:
                 with transaction.atomic():
-                    ReportBatch.objects.create(key=batch, ts=now_s)
+                    ReportBatch.objects.create(key=f"{only_client or 0}:{batch}", ts=now_s)
             except IntegrityError:
                 return None
         by_stream_id, by_url = _resolve_streams(
@@ -281,6 +327,7 @@ def reports_ingest(*, reports: Any, batch: Any = None, now: float | None = None)
                 row[2], row[1] = by_url[value]
                 continue
             row[1], row[2] = by_stream_id[value], value
+            _check_owner(row[1], only_client, f"reports[{index}].stream: stream {value}")
             key = client_keys[index]
             if key is not None and clients[key] != row[1]:
                 raise InvalidInput(f"reports[{index}].stream: stream {value} does not belong to client {key!r}")

@@ -6,21 +6,42 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, TokenAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal_stats import selectors, services
+from portal_stats import conf, selectors, services
+from portal_stats.authentication import (
+    ClientKeyAuthentication,
+    ReadKeyOrOperator,
+    WriteKeyOrOperator,
+    client_scope,
+)
 from portal_stats.errors import ERROR_FORMAT
-from portal_stats.models import ALL
+from portal_stats.models import ALL, ClientKey
 from portal_stats.serializers import IdOutputSerializer, ReportsAcceptedSerializer, ViewerReportBatchSerializer
 
 UUID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 ERROR_RESPONSE = OpenApiResponse(description='{"detail": "<message>", "code": "<kind>"}')
+AUTH_RESPONSES = {
+    401: OpenApiResponse(description="no or unknown key (code unauthenticated)"),
+    403: OpenApiResponse(description="a key of another client or kind, or a non-staff user (code forbidden)"),
+}
+# A new client's keys: the spec fixes the body to {"id": N}, so they travel in headers, once.
+KEY_HEADERS = {ClientKey.WRITE: "X-Portal-Write-Key", ClientKey.READ: "X-Portal-Read-Key"}
 
 
 class PortalView(APIView):
+    """Trackers by write key; operators (staff) by session or token; see portal_stats.authentication."""
+
     error_format = ERROR_FORMAT
+    authentication_classes = [ClientKeyAuthentication, TokenAuthentication, SessionAuthentication]
+    permission_classes = [WriteKeyOrOperator]
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        # Open mode ignores credentials altogether, so a stale key in a demo player is no 401.
+        return [] if conf.get("OPEN") else super().get_authenticators()
 
 
 def _id_response(obj: object, created: bool) -> Response:
@@ -31,6 +52,7 @@ GET_OR_INSERT_RESPONSES = {
     201: IdOutputSerializer,
     200: IdOutputSerializer,
     400: ERROR_RESPONSE,
+    **AUTH_RESPONSES,
 }
 
 
@@ -48,12 +70,26 @@ class ClientGetOrInsertView(PortalView):
         request=InputSerializer,
         responses=GET_OR_INSERT_RESPONSES,
         examples=[OpenApiExample("ACME TV", value={"name": "ACME TV", "uuid": "11111111"}, request_only=True)],
-        description="Returns the client's id: 201 when created, 200 when the uuid already exists (name unchanged).",
+        description=(
+            "Returns the client's id: 201 when created, 200 when the uuid already exists (name unchanged). "
+            "Creating a client takes an operator (staff session or token); the 201 carries the new "
+            "client's keys once, in the headers X-Portal-Write-Key and X-Portal-Read-Key. A tracker may "
+            "look up its own client's id with its write key."
+        ),
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return _id_response(*services.client_get_or_insert(**data.validated_data))
+        scope = client_scope(request)
+        if scope is not None:
+            return _id_response(selectors.client_get(key=data.validated_data["uuid"], only_client=scope), False)
+        client, keys = services.client_register(**data.validated_data)
+        response = _id_response(client, bool(keys))
+        for kind, key in keys.items():
+            response[KEY_HEADERS[kind]] = key
+        if keys:
+            response["Cache-Control"] = "no-store"
+        return response
 
 
 class StreamGetOrInsertView(PortalView):
@@ -87,7 +123,9 @@ class StreamGetOrInsertView(PortalView):
         data.is_valid(raise_exception=True)
         return _id_response(
             *services.stream_get_or_insert(
-                client_id=data.validated_data["client"], cdn_stream=data.validated_data["cdn_stream"]
+                client_id=data.validated_data["client"],
+                cdn_stream=data.validated_data["cdn_stream"],
+                only_client=client_scope(request),
             )
         )
 
@@ -114,7 +152,9 @@ class QualityGetOrInsertView(PortalView):
         data.is_valid(raise_exception=True)
         return _id_response(
             *services.quality_get_or_insert(
-                stream_id=data.validated_data["stream"], bitrate=data.validated_data["bitrate"]
+                stream_id=data.validated_data["stream"],
+                bitrate=data.validated_data["bitrate"],
+                only_client=client_scope(request),
             )
         )
 
@@ -157,6 +197,7 @@ class ViewerReportsView(PortalView):
             200: OpenApiResponse(ReportsAcceptedSerializer, description="batch key already accepted: nothing stored"),
             400: ERROR_RESPONSE,
             413: ERROR_RESPONSE,
+            **AUTH_RESPONSES,
         },
         examples=[OpenApiExample("Two viewers", value=REPORT_EXAMPLE, request_only=True)],
         description=(
@@ -169,17 +210,19 @@ class ViewerReportsView(PortalView):
         ),
     )
     def post(self, request: Request) -> Response:
-        body = request.data
+        body, scope = request.data, client_scope(request)
         if isinstance(body, dict):
-            accepted = services.reports_ingest(reports=body.get("reports"), batch=body.get("batch"))
+            accepted = services.reports_ingest(reports=body.get("reports"), batch=body.get("batch"), only_client=scope)
         else:
-            accepted = services.reports_ingest(reports=body)
+            accepted = services.reports_ingest(reports=body, only_client=scope)
         if accepted is None:
             return Response({"accepted": 0, "duplicate": True}, status=status.HTTP_200_OK)
         return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)
 
 
 class TimeSeriesView(PortalView):
+    permission_classes = [ReadKeyOrOperator]
+
     @extend_schema(
         tags=["portal stats"],
         summary="Time series of one metric",
@@ -213,7 +256,9 @@ class TimeSeriesView(PortalView):
             ),
             400: ERROR_RESPONSE,
             404: ERROR_RESPONSE,
+            **AUTH_RESPONSES,
         },
+        description="Takes the client's read key (or an operator); a key of another client is 403.",
     )
     def get(
         self,
@@ -225,7 +270,7 @@ class TimeSeriesView(PortalView):
         quality: str | None = None,
     ) -> HttpResponse:
         start, until = selectors.parse_range(range)
-        client_obj = selectors.client_get(key=client)
+        client_obj = selectors.client_get(key=client, only_client=client_scope(request))
         stream_id = quality_id = ALL
         if stream is not None:
             stream_obj = selectors.stream_get(client=client_obj, stream_id=stream)

@@ -62,25 +62,25 @@ CLIENT_MINUTE = {
 }
 
 
-def series(api_client, metric, path="", start=M - 60, until=M + 60):
-    response = api_client.get(f"/portal/api/stats/time/{start}-{until}/{metric}/clients/11111111{path}")
+def series(reader, metric, path="", start=M - 60, until=M + 60):
+    response = reader.get(f"/portal/api/stats/time/{start}-{until}/{metric}/clients/11111111{path}")
     assert response.status_code == 200, response.content
     return response
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("metric", "expected"), list(CLIENT_MINUTE.items()))
-def test_every_metric_at_client_level(api_client, scene, metric, expected):
-    points = series(api_client, metric).json()
+def test_every_metric_at_client_level(reader, scene, metric, expected):
+    points = series(reader, metric).json()
     assert [ts for _, ts in points] == [M, M + 60, M + 120]
     assert points[0][0] == pytest.approx(expected)
     assert points[2][0] is None  # nothing reported in that minute
 
 
 @pytest.mark.django_db
-def test_second_minute_and_invariants(api_client, scene):
+def test_second_minute_and_invariants(reader, scene):
     def first_two(metric):
-        return [value for value, _ in series(api_client, metric).json()[:2]]
+        return [value for value, _ in series(reader, metric).json()[:2]]
 
     assert first_two("full.count") == [5.0, 1.0]
     assert first_two("full.down_cdn") == [2160.0, 40.0]
@@ -93,9 +93,9 @@ def test_second_minute_and_invariants(api_client, scene):
 
 
 @pytest.mark.django_db
-def test_stream_and_quality_levels_count_distinct_sessions(api_client, scene):
+def test_stream_and_quality_levels_count_distinct_sessions(reader, scene):
     def first(metric, path):
-        return series(api_client, metric, path).json()[0][0]
+        return series(reader, metric, path).json()[0][0]
 
     a, b = f"/streams/{scene['a']}", f"/streams/{scene['b']}"
     # s1 reported three times and at two qualities: one viewer of stream A, one of each quality.
@@ -133,19 +133,19 @@ def test_rerun_is_idempotent_and_picks_up_late_reports(scene):
 
 
 @pytest.mark.django_db
-def test_hour_and_day_rollups_serve_long_ranges(api_client, scene):
+def test_hour_and_day_rollups_serve_long_ranges(reader, scene):
     hour, day = M - M % 3600, M - M % 86400
-    response = series(api_client, "full.count", start=hour - 3600, until=hour + 20 * 86400)
+    response = series(reader, "full.count", start=hour - 3600, until=hour + 20 * 86400)
     assert (response["X-Stats-Resolution"], response["X-Stats-Step"]) == ("hour", "3600")
     points = response.json()
     assert points[0] == [3.0, hour]  # average of 5 and 1 viewers over the minutes with data
     assert all(value is None for value, _ in points[1:])
-    assert series(api_client, "full.down_cdn", start=hour - 3600, until=hour + 20 * 86400).json()[0] == [2200.0, hour]
+    assert series(reader, "full.down_cdn", start=hour - 3600, until=hour + 20 * 86400).json()[0] == [2200.0, hour]
 
-    response = series(api_client, "full.down_total", start=day - 86400, until=day + 365 * 86400)
+    response = series(reader, "full.down_total", start=day - 86400, until=day + 365 * 86400)
     assert (response["X-Stats-Resolution"], response["X-Stats-Step"]) == ("day", "86400")
     assert response.json()[0] == [3410.0 + 100.0, day]
-    minute = series(api_client, "full.count")
+    minute = series(reader, "full.count")
     assert (minute["X-Stats-Resolution"], minute["X-Stats-Step"]) == ("minute", "60")
 
 

@@ -12,32 +12,30 @@ URL = "http://cdn2.viblast.com/streams/big_buck_bunny/adaptive/975k/stream.m3u8"
 
 
 @pytest.mark.django_db
-def test_spec_registration_sequence(api_client):
-    response = api_client.post("/portal/tracker-api/clients/", {"name": "ACME TV", "uuid": "11111111"}, format="json")
+def test_spec_registration_sequence(operator):
+    response = operator.post("/portal/tracker-api/clients/", {"name": "ACME TV", "uuid": "11111111"}, format="json")
     assert response.status_code == 201
     client_id = response.json()["id"]
     assert Client.objects.get(id=client_id).uuid == "11111111"
 
-    again = api_client.post("/portal/tracker-api/clients/", {"name": "Renamed", "uuid": "11111111"}, format="json")
+    again = operator.post("/portal/tracker-api/clients/", {"name": "Renamed", "uuid": "11111111"}, format="json")
     assert (again.status_code, again.json()) == (200, {"id": client_id})
     assert Client.objects.get(id=client_id).name == "ACME TV"
 
-    response = api_client.post("/portal/tracker-api/streams/", {"client": client_id, "cdn_stream": URL}, format="json")
+    response = operator.post("/portal/tracker-api/streams/", {"client": client_id, "cdn_stream": URL}, format="json")
     assert response.status_code == 201
     stream_id = response.json()["id"]
-    again = api_client.post("/portal/tracker-api/streams/", {"client": client_id, "cdn_stream": URL}, format="json")
+    again = operator.post("/portal/tracker-api/streams/", {"client": client_id, "cdn_stream": URL}, format="json")
     assert (again.status_code, again.json()) == (200, {"id": stream_id})
 
-    response = api_client.post(
+    response = operator.post(
         "/portal/tracker-api/stream-qualities/", {"stream": stream_id, "bitrate": 975}, format="json"
     )
     assert response.status_code == 201
     quality_id = response.json()["id"]
-    again = api_client.post(
-        "/portal/tracker-api/stream-qualities", {"stream": stream_id, "bitrate": 975}, format="json"
-    )
+    again = operator.post("/portal/tracker-api/stream-qualities", {"stream": stream_id, "bitrate": 975}, format="json")
     assert (again.status_code, again.json()) == (200, {"id": quality_id})
-    other = api_client.post(
+    other = operator.post(
         "/portal/tracker-api/stream-qualities/", {"stream": stream_id, "bitrate": 1500}, format="json"
     )
     assert other.status_code == 201 and other.json()["id"] != quality_id
@@ -68,29 +66,27 @@ def test_same_url_under_two_clients_is_two_streams(client_row):
         ("stream-qualities", {"stream": 1, "bitrate": 0}, "bitrate"),
     ],
 )
-def test_invalid_bodies_are_400_naming_the_field(api_client, path, body, fragment):
-    response = api_client.post(f"/portal/tracker-api/{path}/", body, format="json")
+def test_invalid_bodies_are_400_naming_the_field(operator, path, body, fragment):
+    response = operator.post(f"/portal/tracker-api/{path}/", body, format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
     assert fragment in response.json()["detail"]
 
 
 @pytest.mark.django_db
-def test_unknown_parent_ids_are_400(api_client, stream_row):
-    response = api_client.post("/portal/tracker-api/streams/", {"client": 999999, "cdn_stream": URL}, format="json")
+def test_unknown_parent_ids_are_400(operator, stream_row):
+    response = operator.post("/portal/tracker-api/streams/", {"client": 999999, "cdn_stream": URL}, format="json")
     assert response.status_code == 400
     assert response.json() == {"detail": "client: unknown client id 999999", "code": "unknown_id"}
-    response = api_client.post(
-        "/portal/tracker-api/stream-qualities/", {"stream": 999999, "bitrate": 975}, format="json"
-    )
+    response = operator.post("/portal/tracker-api/stream-qualities/", {"stream": 999999, "bitrate": 975}, format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "unknown_id"
     assert Stream.objects.count() == 1 and StreamQuality.objects.count() == 0
 
 
 @pytest.mark.django_db
-def test_malformed_json_is_400_in_portal_format(api_client):
-    response = api_client.post("/portal/tracker-api/clients/", "{not json", content_type="application/json")
+def test_malformed_json_is_400_in_portal_format(operator):
+    response = operator.post("/portal/tracker-api/clients/", "{not json", content_type="application/json")
     assert response.status_code == 400
     assert response.json()["code"] == "parse_error"
 

@@ -29,7 +29,7 @@ def test_browser_code(value, code):
 
 
 @pytest.mark.django_db
-def test_batch_via_http_stores_every_field(api_client, stream_row, quality_row):
+def test_batch_via_http_stores_every_field(tracker, stream_row, quality_row):
     body = {
         "reports": [
             {
@@ -47,7 +47,7 @@ def test_batch_via_http_stores_every_field(api_client, stream_row, quality_row):
             {"session": "b", "client": "11111111", "cdn_stream": stream_row.cdn_stream, "browser": "ie", "down_cdn": 7},
         ]
     }
-    response = api_client.post("/portal/tracker-api/reports/", body, format="json")
+    response = tracker.post("/portal/tracker-api/reports/", body, format="json")
     assert (response.status_code, response.json()) == (202, {"accepted": 2})
     a = ViewerReport.objects.get(session="a")
     assert (a.client_id, a.stream_id, a.quality_id, a.browser, a.webrtc) == (
@@ -70,9 +70,9 @@ def test_batch_via_http_stores_every_field(api_client, stream_row, quality_row):
 
 
 @pytest.mark.django_db
-def test_bare_list_body_and_numeric_client_key(api_client, stream_row):
+def test_bare_list_body_and_numeric_client_key(tracker, stream_row):
     body = [{"session": "x", "client": stream_row.client_id, "cdn_stream": stream_row.cdn_stream}]
-    response = api_client.post("/portal/tracker-api/reports", body, format="json")
+    response = tracker.post("/portal/tracker-api/reports", body, format="json")
     assert response.status_code == 202
     assert ViewerReport.objects.get().stream_id == stream_row.id
 
@@ -128,18 +128,18 @@ def test_report_ts_is_clamped_to_the_recent_window(stream_row):
         ("not an object", "reports[1]: expected an object"),
     ],
 )
-def test_invalid_report_rejects_the_whole_batch(api_client, stream_row, report, message):
+def test_invalid_report_rejects_the_whole_batch(tracker, stream_row, report, message):
     if isinstance(report, dict) and report.get("stream") == 1:
         report = {**report, "stream": stream_row.id}
     good = {"session": "ok", "stream": stream_row.id}
-    response = api_client.post("/portal/tracker-api/reports/", {"reports": [good, report]}, format="json")
+    response = tracker.post("/portal/tracker-api/reports/", {"reports": [good, report]}, format="json")
     assert response.status_code == 400, response.json()
     assert response.json()["detail"].startswith(message)
     assert ViewerReport.objects.count() == 0
 
 
 @pytest.mark.django_db
-def test_unknown_and_foreign_ids_are_400(api_client, stream_row, quality_row):
+def test_unknown_and_foreign_ids_are_400(operator, stream_row, quality_row):
     other_client = services.client_get_or_insert(uuid="other", name="Other")[0]
     other_stream = services.stream_get_or_insert(client_id=other_client.id, cdn_stream="http://o.example/s.m3u8")[0]
     cases = [
@@ -154,7 +154,7 @@ def test_unknown_and_foreign_ids_are_400(api_client, stream_row, quality_row):
         ({"session": "s", "client": "11111111", "cdn_stream": "ftp://x/a"}, "cdn_stream: not an http(s) URL"),
     ]
     for report, message in cases:
-        response = api_client.post("/portal/tracker-api/reports/", [report], format="json")
+        response = operator.post("/portal/tracker-api/reports/", [report], format="json")
         assert response.status_code == 400, report
         assert response.json()["detail"].startswith(message), response.json()
     assert ViewerReport.objects.count() == 0
@@ -162,44 +162,44 @@ def test_unknown_and_foreign_ids_are_400(api_client, stream_row, quality_row):
 
 
 @pytest.mark.django_db
-def test_empty_oversized_and_non_list_bodies(api_client, settings, stream_row):
+def test_empty_oversized_and_non_list_bodies(tracker, settings, stream_row):
     settings.PORTAL_STATS = {"MAX_BATCH": 3}
     for body in ([], {"reports": {}}, {"other": 1}, [{"session": "s", "stream": stream_row.id}] * 4):
-        response = api_client.post("/portal/tracker-api/reports/", body, format="json")
+        response = tracker.post("/portal/tracker-api/reports/", body, format="json")
         assert response.status_code == 400, body
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     huge = [{"session": f"s{i}", "stream": stream_row.id} for i in range(100)]
-    response = api_client.post("/portal/tracker-api/reports/", huge, format="json")
+    response = tracker.post("/portal/tracker-api/reports/", huge, format="json")
     assert response.status_code == 413
     assert response.json()["code"] == "too_large"
 
 
 @pytest.mark.django_db
-def test_batch_key_makes_retries_idempotent(api_client, stream_row):
+def test_batch_key_makes_retries_idempotent(tracker, stream_row):
     body = {"batch": "player-1-0001", "reports": [{"session": "a", "stream": stream_row.id, "down_cdn": 10}]}
-    first = api_client.post("/portal/tracker-api/reports/", body, format="json")
+    first = tracker.post("/portal/tracker-api/reports/", body, format="json")
     assert (first.status_code, first.json()) == (202, {"accepted": 1})
-    retry = api_client.post("/portal/tracker-api/reports/", body, format="json")
+    retry = tracker.post("/portal/tracker-api/reports/", body, format="json")
     assert (retry.status_code, retry.json()) == (200, {"accepted": 0, "duplicate": True})
     assert ViewerReport.objects.count() == 1
     # A rejected batch does not burn its key: the corrected retry is stored.
     bad = {"batch": "player-1-0002", "reports": [{"session": "a", "stream": stream_row.id, "down_cdn": -1}]}
-    assert api_client.post("/portal/tracker-api/reports/", bad, format="json").status_code == 400
+    assert tracker.post("/portal/tracker-api/reports/", bad, format="json").status_code == 400
     bad["reports"][0]["down_cdn"] = 1
-    assert api_client.post("/portal/tracker-api/reports/", bad, format="json").status_code == 202
+    assert tracker.post("/portal/tracker-api/reports/", bad, format="json").status_code == 202
     assert ViewerReport.objects.count() == 2
-    invalid_key = api_client.post("/portal/tracker-api/reports/", {**body, "batch": "has space"}, format="json")
+    invalid_key = tracker.post("/portal/tracker-api/reports/", {**body, "batch": "has space"}, format="json")
     assert invalid_key.status_code == 400 and invalid_key.json()["detail"].startswith("batch:")
 
 
 @pytest.mark.django_db
-def test_overflowing_numbers_are_400_not_500(api_client, stream_row):
+def test_overflowing_numbers_are_400_not_500(tracker, stream_row):
     body = '{"reports": [{"session": "s", "stream": STREAM, "ts": 1e400}]}'.replace("STREAM", str(stream_row.id))
-    response = api_client.post("/portal/tracker-api/reports/", body, content_type="application/json")
+    response = tracker.post("/portal/tracker-api/reports/", body, content_type="application/json")
     assert response.status_code == 400 and response.json()["detail"].startswith("reports[0].ts")
-    response = api_client.post(
+    response = tracker.post(
         "/portal/tracker-api/streams/", {"client": 10**30, "cdn_stream": "http://a.b/c"}, format="json"
     )
     assert response.status_code == 400 and "client" in response.json()["detail"]
-    response = api_client.post("/portal/tracker-api/stream-qualities/", {"stream": 10**30, "bitrate": 1}, format="json")
+    response = tracker.post("/portal/tracker-api/stream-qualities/", {"stream": 10**30, "bitrate": 1}, format="json")
     assert response.status_code == 400 and "stream" in response.json()["detail"]

@@ -11,9 +11,12 @@ from portal_stats.models import Client, StatsBucket, ViewerReport
 
 @pytest.mark.django_db(transaction=True)
 def test_simulator_posts_reports_that_aggregate(live_server, capsys):
+    call_command("portal_keys", "sim-tv", create="Simulated TV", kind="write")
+    write_key = capsys.readouterr().out.split("write: ")[1].strip()
     call_command(
         "simulate_viewers",
         url=live_server.url,
+        key=write_key,
         viewers=300,
         streams=2,
         duration=1.0,
@@ -41,3 +44,9 @@ def test_simulator_posts_reports_that_aggregate(live_server, capsys):
 def test_unreachable_server_is_a_command_error():
     with pytest.raises(CommandError, match="cannot reach"):
         call_command("simulate_viewers", url="http://127.0.0.1:9", duration=0.1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulator_without_a_key_is_refused_by_a_closed_portal(live_server):
+    with pytest.raises(CommandError, match="401"):
+        call_command("simulate_viewers", url=live_server.url, duration=0.1)

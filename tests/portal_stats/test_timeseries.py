@@ -93,8 +93,8 @@ def _expected(values: list[int]) -> list[list]:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("metric", list(SPEC))
-def test_spec_client_examples_literally(api_client, spec_audience, metric):
-    response = api_client.get(f"/portal/api/stats/time/{FROM}-{UNTIL}/{metric}/clients/11111111")
+def test_spec_client_examples_literally(reader, spec_audience, metric):
+    response = reader.get(f"/portal/api/stats/time/{FROM}-{UNTIL}/{metric}/clients/11111111")
     assert response.status_code == 200
     assert response.json() == _expected(SPEC[metric])
     assert response["X-Stats-Resolution"] == "minute"
@@ -102,8 +102,8 @@ def test_spec_client_examples_literally(api_client, spec_audience, metric):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("metric", list(STREAM_SPEC))
-def test_spec_stream_examples_literally(api_client, spec_audience, metric):
-    response = api_client.get(f"/portal/api/stats/time/{FROM}-{UNTIL}/{metric}/clients/11111111/streams/1950124")
+def test_spec_stream_examples_literally(reader, spec_audience, metric):
+    response = reader.get(f"/portal/api/stats/time/{FROM}-{UNTIL}/{metric}/clients/11111111/streams/1950124")
     assert response.status_code == 200
     assert response.json() == _expected(STREAM_SPEC[metric])
     # The spec's body shape, byte for byte: floats with ".0" and a JSON null.
@@ -119,29 +119,29 @@ def test_grid_alignment_rule():
 
 
 @pytest.mark.django_db
-def test_null_filling_and_numeric_client_id(api_client, client_row, stream_row):
+def test_null_filling_and_numeric_client_id(reader, client_row, stream_row):
     services.reports_ingest(reports=[{"session": "a", "stream": stream_row.id}], now=GRID[3] + 1)
     services.reports_ingest(reports=[{"session": "b", "stream": stream_row.id}], now=GRID[6] + 1)
     services.stats_aggregate(start=GRID[0], end=GRID[-1])
     expected = [[1.0 if i in (3, 6) else None, ts] for i, ts in enumerate(GRID)]
     for key in ("11111111", str(client_row.id)):
-        response = api_client.get(f"/portal/api/stats/time/{FROM}-{UNTIL}/full.count/clients/{key}/")
+        response = reader.get(f"/portal/api/stats/time/{FROM}-{UNTIL}/full.count/clients/{key}/")
         assert response.json() == expected
-    quality_less = api_client.get(
+    quality_less = reader.get(
         f"/portal/api/stats/time/{FROM}-{UNTIL}/full.count/clients/11111111/streams/{stream_row.id}"
     )
     assert quality_less.json() == expected
 
 
 @pytest.mark.django_db
-def test_uuid_wins_over_numeric_id(api_client, client_row):
+def test_uuid_wins_over_numeric_id(operator, client_row):
     # Client 2's uuid is "1": the key "1" names client 2 (by uuid), not client 1 (by id).
     impostor = services.client_get_or_insert(uuid=str(client_row.id), name="Impostor")[0]
     services.reports_ingest(
         reports=[{"session": "a", "client": impostor.uuid, "cdn_stream": "http://x.example/s.m3u8"}], now=GRID[0]
     )
     services.stats_aggregate(start=GRID[0], end=GRID[1])
-    response = api_client.get(f"/portal/api/stats/time/{FROM}-{UNTIL}/full.count/clients/{client_row.id}")
+    response = operator.get(f"/portal/api/stats/time/{FROM}-{UNTIL}/full.count/clients/{client_row.id}")
     assert response.json()[0] == [1.0, GRID[0]]
     assert selectors.clients_by_keys({str(client_row.id), str(impostor.id)}) == {
         str(client_row.id): impostor.id,
@@ -172,17 +172,17 @@ def test_uuid_wins_over_numeric_id(api_client, client_row):
         (f"{FROM}-{UNTIL}/full.count/clients/other/streams/STREAM", 404, "not_found", "Stream"),
     ],
 )
-def test_bad_ranges_metrics_and_ids(api_client, stream_row, path, status, code, fragment):
+def test_bad_ranges_metrics_and_ids(operator, stream_row, path, status, code, fragment):
     services.client_get_or_insert(uuid="other", name="Other tenant")
-    response = api_client.get("/portal/api/stats/time/" + path.replace("STREAM", str(stream_row.id)))
+    response = operator.get("/portal/api/stats/time/" + path.replace("STREAM", str(stream_row.id)))
     assert response.status_code == status, response.content
     assert response.json()["code"] == code
     assert fragment in response.json()["detail"]
 
 
 @pytest.mark.django_db
-def test_unknown_metric_lists_every_valid_metric(api_client, client_row):
-    response = api_client.get(f"/portal/api/stats/time/{FROM}-{UNTIL}/nope/clients/11111111")
+def test_unknown_metric_lists_every_valid_metric(reader, client_row):
+    response = reader.get(f"/portal/api/stats/time/{FROM}-{UNTIL}/nope/clients/11111111")
     for metric in selectors.METRICS:
         assert metric in response.json()["detail"]
 

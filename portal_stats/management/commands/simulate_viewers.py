@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 import urllib.error
@@ -50,12 +51,18 @@ class Command(BaseCommand):
     help = (
         "Post realistic viewer reports to a running portal: viewers join (Poisson) and leave (exponential "
         "watch time) around a target concurrency, with a browser mix, WebRTC share, P2P offload, rendition "
-        "switches and QoE. Registers the client and streams through the tracker-api first."
+        "switches and QoE. Registers the client and streams through the tracker-api first, with the "
+        "client's write key (--key; not needed when the portal runs with PORTAL_STATS_OPEN=1)."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="portal base URL")
         parser.add_argument("--client-uuid", default="sim-tv", help="client uuid to register and report for")
+        parser.add_argument(
+            "--key",
+            default=os.environ.get("PORTAL_WRITE_KEY"),
+            help="the client's write key (default $PORTAL_WRITE_KEY; make one with manage.py portal_keys)",
+        )
         parser.add_argument("--streams", type=int, default=3, help="number of live streams")
         parser.add_argument("--viewers", type=int, default=2000, help="target concurrent viewers")
         parser.add_argument("--watch-mean", type=float, default=600.0, help="mean watch time in seconds")
@@ -70,6 +77,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         self.base = options["url"].rstrip("/")
+        self.headers = {"Content-Type": "application/json"}
+        if options["key"]:
+            self.headers["Authorization"] = f"Bearer {options['key']}"
         rng = random.Random(options["seed"])
         client = self._post("/portal/tracker-api/clients/", {"name": "Simulated TV", "uuid": options["client_uuid"]})
         streams = [
@@ -158,9 +168,7 @@ class Command(BaseCommand):
         return report
 
     def _post(self, path: str, body: dict) -> dict:
-        request = urllib.request.Request(
-            self.base + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), headers=self.headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.loads(response.read())
