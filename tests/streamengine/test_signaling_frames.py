@@ -7,11 +7,12 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from streamengine.asgi_ws import serve_asgi
-from streamengine.client import SDK, ConferenceClient
+from streamengine.client import SDK, ConferenceClient, SignalingError
 from streamengine.consumers import SignalingConsumer
 from streamengine.models import Participant
 from tests.streamengine.helpers import eventually
@@ -68,6 +69,21 @@ async def test_a_crashed_consumer_leaves_at_once_without_parking(signaling_url, 
         await alice.closed.wait()
         assert alice.ws.close_code == 1011
         await eventually(lambda: not Participant.objects.filter(id=a["id"]).exists())
+
+
+async def test_an_unreachable_channel_layer_is_an_error_ack_on_an_open_socket(signaling_url, room, token, monkeypatch):
+    domain = await room()
+    async with ConferenceClient(signaling_url) as alice:
+        await alice.join(await token(domain))
+
+        async def unreachable(*args, **kwargs):
+            raise ConnectionError("Error connecting to Redis")
+
+        monkeypatch.setattr(get_channel_layer(), "group_send", unreachable)
+        with pytest.raises(SignalingError, match="Internal error"):
+            await alice.text("all", "hello")
+        monkeypatch.undo()
+        assert await alice.request("refreshReconnectionTicket")
 
 
 async def test_any_origin_is_accepted_by_default(signaling_url):
