@@ -17,13 +17,24 @@ from typing import Any
 
 from rest_framework import serializers
 
-from conference import jsonpatch, layouts
+from conference import jsonpatch
 from conference.crypto import decrypt, encrypt
 from conference.exceptions import InvalidRequest
 from owt.errors import describe_validation_error
 from streamengine.media.resolutions import NAMED_RESOLUTIONS
 
 FRAMERATES = [6, 12, 15, 24, 30, 48, 60]
+# Bounds of the room document, so one request cannot make the platform store, validate or
+# send megabytes: list lengths, numbers beyond any real room, string lengths.
+MAX_ROLES = 32
+MAX_VIEWS = 16
+MAX_CUSTOM_TEMPLATES = 32  # per view
+MAX_INPUT = 256  # a view's maxInput: OWT's own range is 1..256
+MAX_REGIONS = MAX_INPUT  # per template: a region per input
+MAX_FORMATS = 32  # per mediaIn / mediaOut list
+MAX_LIMIT = 10_000  # participantLimit, inputLimit
+MAX_NAME_LENGTH = 255
+MAX_TOKEN_LENGTH = 64  # codecs, profiles, labels, region ids, effects
 KEY_FRAME_INTERVALS = [100, 30, 5, 2, 1]
 # Output resolutions: a name of NAMED_RESOLUTIONS or a ratio below 1 like "x3/4".
 RELATIVE_RESOLUTION = re.compile(r"^x([1-9]\d*)/([1-9]\d*)$")
@@ -109,8 +120,15 @@ class Schema(serializers.Serializer):
 class Number(serializers.Field):
     """A JSON number (int kept int), optionally bounded; strings are not numbers."""
 
-    def __init__(self, *, minimum: float | None = None, exclusive_minimum: float | None = None, **kwargs: Any):
-        self.minimum, self.exclusive_minimum = minimum, exclusive_minimum
+    def __init__(
+        self,
+        *,
+        minimum: float | None = None,
+        exclusive_minimum: float | None = None,
+        maximum: float | None = None,
+        **kwargs: Any,
+    ):
+        self.minimum, self.exclusive_minimum, self.maximum = minimum, exclusive_minimum, maximum
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> float | int:
@@ -120,6 +138,8 @@ class Number(serializers.Field):
             raise serializers.ValidationError(f"must be at least {self.minimum}")
         if self.exclusive_minimum is not None and data <= self.exclusive_minimum:
             raise serializers.ValidationError(f"must be greater than {self.exclusive_minimum}")
+        if self.maximum is not None and data > self.maximum:
+            raise serializers.ValidationError(f"must be at most {self.maximum}")
         return data
 
     def to_representation(self, value: Any) -> Any:
@@ -179,14 +199,14 @@ class FalseOr(serializers.Field):
 
 
 class AudioFormat(Schema):
-    codec = serializers.CharField()
-    sampleRate = StrictInteger(min_value=1, required=False)  # noqa: N815 (wire name)
-    channelNum = StrictInteger(min_value=1, required=False)  # noqa: N815
+    codec = serializers.CharField(max_length=MAX_TOKEN_LENGTH)
+    sampleRate = StrictInteger(min_value=1, max_value=384_000, required=False)  # noqa: N815 (wire name)
+    channelNum = StrictInteger(min_value=1, max_value=64, required=False)  # noqa: N815
 
 
 class VideoFormat(Schema):
-    codec = serializers.CharField()
-    profile = serializers.CharField(required=False)
+    codec = serializers.CharField(max_length=MAX_TOKEN_LENGTH)
+    profile = serializers.CharField(max_length=MAX_TOKEN_LENGTH, required=False)
 
 
 class Role(Schema):
@@ -195,7 +215,7 @@ class Role(Schema):
         video = StrictBoolean(default=False)
 
     fill = {"publish": {}, "subscribe": {}}
-    role = serializers.CharField(max_length=255)
+    role = serializers.CharField(max_length=MAX_NAME_LENGTH)
     publish = Rights()
     subscribe = Rights()
 
@@ -229,14 +249,14 @@ def parse_fraction(value: Any, name: str) -> Fraction:
 
 
 class Region(Schema):
-    id = serializers.CharField(max_length=64)
+    id = serializers.CharField(max_length=MAX_TOKEN_LENGTH)
     shape = Choice(["rectangle"], default="rectangle")
     area = Area()
 
 
 class CustomTemplate(Schema):
-    primary = serializers.CharField(required=False)
-    region = Region(many=True, allow_empty=False)
+    primary = serializers.CharField(max_length=MAX_TOKEN_LENGTH, required=False)
+    region = Region(many=True, allow_empty=False, max_length=MAX_REGIONS)
 
     def validate(self, attrs: dict) -> dict:
         ids = [region["id"] for region in attrs["region"]]
@@ -249,13 +269,13 @@ class CustomTemplate(Schema):
 
 class Templates(Schema):
     base = Choice(["fluid", "lecture", "void"], default="fluid")
-    custom = CustomTemplate(many=True, default=list)
+    custom = CustomTemplate(many=True, default=list, max_length=MAX_CUSTOM_TEMPLATES)
 
 
 class Layout(Schema):
     fill = {"templates": {}}
     fitPolicy = Choice(["letterbox", "crop"], default="letterbox")  # noqa: N815
-    setRegionEffect = serializers.CharField(required=False)  # noqa: N815
+    setRegionEffect = serializers.CharField(max_length=MAX_TOKEN_LENGTH, required=False)  # noqa: N815
     templates = Templates()
 
 
@@ -268,7 +288,7 @@ class VideoParameters(Schema):
     fill = {"resolution": {}}
     resolution = Resolution()
     framerate = Choice(FRAMERATES, default=24)
-    bitrate = Number(exclusive_minimum=0, required=False)  # Kbps
+    bitrate = Number(exclusive_minimum=0, maximum=1_000_000, required=False)  # Kbps
     keyFrameInterval = Choice(KEY_FRAME_INTERVALS, default=100)  # noqa: N815
 
 
@@ -282,8 +302,8 @@ class ViewVideo(Schema):
     fill = {"format": DEFAULT_VIEW_VIDEO_FORMAT, "parameters": {}, "bgColor": {}, "layout": {}}
     format = VideoFormat()
     parameters = VideoParameters()
-    maxInput = StrictInteger(min_value=1, max_value=256, default=16)  # noqa: N815
-    motionFactor = Number(exclusive_minimum=0, default=0.8)  # noqa: N815
+    maxInput = StrictInteger(min_value=1, max_value=MAX_INPUT, default=16)  # noqa: N815
+    motionFactor = Number(exclusive_minimum=0, maximum=100, default=0.8)  # noqa: N815
     bgColor = Color()  # noqa: N815
     keepActiveInputPrimary = StrictBoolean(default=False)  # noqa: N815
     layout = Layout()
@@ -303,18 +323,18 @@ class ViewAudio(Schema):
 
 class View(Schema):
     fill = {"audio": {}, "video": {}}
-    label = serializers.CharField(max_length=64, default="common")
+    label = serializers.CharField(max_length=MAX_TOKEN_LENGTH, default="common")
     audio = ViewAudio()
     video = FalseOr(ViewVideo())
 
 
 class MediaIn(Schema):
-    audio = AudioFormat(many=True, default=list)
-    video = VideoFormat(many=True, default=list)
+    audio = AudioFormat(many=True, default=list, max_length=MAX_FORMATS)
+    video = VideoFormat(many=True, default=list, max_length=MAX_FORMATS)
 
 
 def _list_of(field: serializers.Field) -> serializers.ListField:
-    return serializers.ListField(child=field, default=list)
+    return serializers.ListField(child=field, default=list, max_length=MAX_FORMATS)
 
 
 class OutputResolution(serializers.Field):
@@ -355,13 +375,13 @@ class OutputVideoParameters(Schema):
 
 class OutputVideo(Schema):
     fill = {"parameters": {}}
-    format = VideoFormat(many=True, default=list)
+    format = VideoFormat(many=True, default=list, max_length=MAX_FORMATS)
     parameters = OutputVideoParameters()
 
 
 class MediaOut(Schema):
     fill = {"video": {}}
-    audio = AudioFormat(many=True, default=list)
+    audio = AudioFormat(many=True, default=list, max_length=MAX_FORMATS)
     video = OutputVideo()
 
 
@@ -388,22 +408,22 @@ class Notifying(Schema):
 
 
 class Sip(Schema):
-    sipServer = serializers.CharField(required=False, allow_blank=True)  # noqa: N815
-    username = serializers.CharField(required=False, allow_blank=True)
-    password = serializers.CharField(required=False, allow_blank=True)
+    sipServer = serializers.CharField(max_length=MAX_NAME_LENGTH, required=False, allow_blank=True)  # noqa: N815
+    username = serializers.CharField(max_length=MAX_NAME_LENGTH, required=False, allow_blank=True)
+    password = serializers.CharField(max_length=MAX_NAME_LENGTH, required=False, allow_blank=True)
 
 
 class RoomSchema(Schema):
     """The stored room: ``object(Room)`` without ``_id``."""
 
     fill = {"transcoding": {}, "notifying": {}}
-    name = serializers.CharField(max_length=255)
-    inputLimit = StrictInteger(min_value=-1, default=-1)  # noqa: N815
-    participantLimit = StrictInteger(min_value=-1, default=-1)  # noqa: N815
+    name = serializers.CharField(max_length=MAX_NAME_LENGTH)
+    inputLimit = StrictInteger(min_value=-1, max_value=MAX_LIMIT, default=-1)  # noqa: N815
+    participantLimit = StrictInteger(min_value=-1, max_value=MAX_LIMIT, default=-1)  # noqa: N815
     selectActiveAudio = StrictBoolean(default=False)  # noqa: N815
     enableBandwidthAdaptation = StrictBoolean(default=False)  # noqa: N815
-    roles = Role(many=True)
-    views = View(many=True, allow_empty=True)
+    roles = Role(many=True, max_length=MAX_ROLES)
+    views = View(many=True, allow_empty=True, max_length=MAX_VIEWS)
     mediaIn = MediaIn()  # noqa: N815
     mediaOut = MediaOut()  # noqa: N815
     transcoding = Transcoding()
@@ -559,15 +579,10 @@ def decrypt_sip(config: dict) -> dict:
 
 
 def engine_config(config: dict) -> dict:
-    """The engine's copy: the settings it enforces, with each view's ``layout.templates``
-    replaced by the expanded template list (as the reference's ``room.config()`` does)."""
-    keys = ("roles", "participantLimit", "inputLimit", "mediaIn", "mediaOut", "views", "notifying", "transcoding")
+    """The engine's copy: only the settings the engine reads (limits, roles, media lists,
+    notifying, transcoding, and each view's label). Views' mixing settings and layouts stay in
+    the room: expanding the templates here wrote megabytes that nothing read."""
+    keys = ("roles", "participantLimit", "inputLimit", "mediaIn", "mediaOut", "notifying", "transcoding")
     result = {key: copy.deepcopy(config[key]) for key in keys if key in config}
-    if "sip" in config:
-        result["sip"] = copy.deepcopy(config["sip"])  # password stays encrypted: see conference.crypto
-    for view in result.get("views", []):
-        if view.get("video"):
-            layout = view["video"]["layout"]
-            templates = layout["templates"]
-            layout["templates"] = layouts.expand(templates["base"], view["video"]["maxInput"], templates["custom"])
+    result["views"] = [{"label": view["label"]} for view in config.get("views", [])]
     return result

@@ -109,6 +109,8 @@ def room_delete(*, room: Room) -> None:
 
 # --- tokens --------------------------------------------------------------------------
 
+PREFERENCE_MAX_KEYS = 8  # OWT's preference has two: isp, region
+
 
 def token_create(*, room: Room, user: object, role: object, preference: object = None) -> str:
     """A one-time join token for ``room`` (text clients pass to ``ConferenceClient.join``)."""
@@ -116,6 +118,15 @@ def token_create(*, room: Room, user: object, role: object, preference: object =
         preference = {"isp": "isp", "region": "region"}
     if not isinstance(preference, dict) or not all(isinstance(v, str) for v in preference.values()):
         raise InvalidRequest('preference must be an object of strings, e.g. {"isp": "isp", "region": "region"}')
+    # Kept with every token: bounded like the room document (roomconfig's limits).
+    if len(preference) > PREFERENCE_MAX_KEYS or any(
+        len(key) > roomconfig.MAX_TOKEN_LENGTH or len(value) > roomconfig.MAX_NAME_LENGTH
+        for key, value in preference.items()
+    ):
+        raise InvalidRequest(
+            f"preference: at most {PREFERENCE_MAX_KEYS} keys of at most {roomconfig.MAX_TOKEN_LENGTH} characters, "
+            f"values of at most {roomconfig.MAX_NAME_LENGTH}"
+        )
     if not isinstance(user, str) or not user or not isinstance(role, str) or not role:
         raise InvalidRequest("Name or role not valid")
     return engine.token_create(domain_id=room.id, user=user, role=role, origin=preference)

@@ -7,16 +7,15 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "owt.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from metrics.asgi import StatsIngestASGI  # noqa: E402
-from streamengine.routing import websocket_urlpatterns  # noqa: E402
+from streamengine.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # POST /metrics/v1/stats is answered before Django (metrics/asgi.py); all else is Django.
         "http": StatsIngestASGI(django_asgi_app),
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": websocket_application(),
     }
 )

@@ -360,3 +360,11 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 }
 # /health/ shows why a check failed only to staff sessions or with "Authorization: Bearer <token>".
 HEALTH_TOKEN = os.environ.get("HEALTH_TOKEN", "")
+
+# --- streamengine: signaling limits -----------------------------------------------------
+# A longer signaling frame (in characters) gets the "Invalid frame" error ack unparsed; an
+# SDP offer with its candidates is a few KB.
+SIGNALING_MAX_FRAME_LENGTH = int(os.environ.get("SIGNALING_MAX_FRAME_LENGTH", str(64 * 1024)))
+# Web pages allowed to open the signaling socket (scheme://host[:port], comma-separated); "*"
+# (the default, like OWT) allows any. Clients that send no Origin (native SDKs) are always let in.
+SIGNALING_ALLOWED_ORIGINS = env_list("SIGNALING_ALLOWED_ORIGINS", "*")

@@ -95,6 +95,12 @@ class SignalingConsumer(AsyncWebsocketConsumer):
             self.leaving = True
             await self.disconnect(1001)
             raise
+        except Exception:
+            # A crash (e.g. the channel layer is unreachable) closes the socket with 1011 and no
+            # websocket.disconnect ever reaches us: leave now rather than keep a ghost's seat.
+            self.leaving = True
+            await self.disconnect(1011)
+            raise
 
     async def connect(self) -> None:
         await self.accept()
@@ -114,8 +120,13 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         if self.participant_id is None:
             return
         participant_id, domain_id, self.participant_id = self.participant_id, self.domain_id, None
-        for group in (protocol.domain_group(domain_id), protocol.participant_group(participant_id)):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        try:
+            for group in (protocol.domain_group(domain_id), protocol.participant_group(participant_id)):
+                await self.channel_layer.group_discard(group, self.channel_name)
+        except Exception:
+            # The channel layer is down: a parked participant could not be reached either.
+            logger.exception("leaving the groups of participant %s failed", participant_id)
+            self.leaving = True
 
         async def leave() -> None:
             await services.participant_left.acall(participant_id=participant_id)
@@ -131,14 +142,17 @@ class SignalingConsumer(AsyncWebsocketConsumer):
     # --- frames ---------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        request_id = None
-        try:
-            frame = json.loads(text_data or "")
-            request_id = frame.get("id") if isinstance(frame, dict) else None
-            valid = isinstance(frame, dict) and frame.get("type") == "request" and isinstance(frame.get("event"), str)
-            valid = valid and isinstance(request_id, int) and not isinstance(request_id, bool)
-        except (ValueError, TypeError):
-            valid = False
+        request_id, valid = None, False
+        if len(text_data or "") <= settings.SIGNALING_MAX_FRAME_LENGTH:
+            try:
+                frame = json.loads(text_data or "")
+                request_id = frame.get("id") if isinstance(frame, dict) else None
+                valid = (
+                    isinstance(frame, dict) and frame.get("type") == "request" and isinstance(frame.get("event"), str)
+                )
+                valid = valid and isinstance(request_id, int) and not isinstance(request_id, bool)
+            except (ValueError, TypeError, RecursionError):  # RecursionError: nesting too deep to parse
+                valid = False
         if not valid:
             await self._send(
                 {

@@ -85,13 +85,11 @@ def test_minimal_room_gets_reference_defaults(api):
     assert json.dumps(fetched) == json.dumps(REFERENCE_DEFAULT_ROOM)
     stored = Room.objects.get(id=room["_id"])
     assert stored.service_id == api.service_id
-    # The engine's copy: same id, owned by the service, templates expanded for the mixer.
+    # The engine's copy: same id, owned by the service, only what the engine reads.
     domain = Domain.objects.get(id=room["_id"])
     assert domain.owner == api.service_id
     assert domain.config["roles"] == REFERENCE_DEFAULT_ROOM["roles"]
-    templates = domain.config["views"][0]["video"]["layout"]["templates"]
-    assert [len(t["region"]) for t in templates] == [1, 4, 9, 16]
-    assert templates[1]["region"][1]["area"] == {"left": "1/2", "top": "0/2", "width": "1/2", "height": "1/2"}
+    assert domain.config["views"] == [{"label": "common"}]
 
 
 def test_falsy_top_level_values_use_defaults_and_empty_views_are_kept(api):
@@ -202,7 +200,7 @@ def test_validation_rules_on_create_and_update(api, label, options, field):
     assert api.get_room(room["_id"]) == room
 
 
-def test_valid_custom_layout_is_stored_as_strings_and_merged_for_engine(api):
+def test_valid_custom_layout_is_stored_as_strings(api):
     regions = [
         {"id": "1", "area": {"left": 0, "top": 0, "width": "2/4", "height": 1}},
         {"id": "2", "area": {"left": 0.5, "top": 0, "width": "1/2", "height": "1"}},
@@ -215,10 +213,6 @@ def test_valid_custom_layout_is_stored_as_strings_and_merged_for_engine(api):
         "area": {"left": "0", "top": "0", "width": "2/4", "height": "1"},
     }
     assert stored[1]["area"]["left"] == "0.5"
-    templates = Domain.objects.get(id=room["_id"]).config["views"][0]["video"]["layout"]["templates"]
-    # 2 regions: inserted before the first template with more regions (fluid: 1, 4, 9, 16).
-    assert [len(t["region"]) for t in templates] == [1, 2, 4, 9, 16]
-    assert templates[1]["region"][1]["area"] == {"left": "1/2", "top": "0/1", "width": "1/2", "height": "1/1"}
 
 
 def test_put_is_a_shallow_top_level_merge(api):
@@ -246,8 +240,6 @@ def test_patch_is_a_json_merge_patch(api):
     assert patched["views"] == room["views"]
     patched = api.patch_room(room["_id"], {"views": [{"video": {"maxInput": 4}}]})  # arrays replace
     assert patched["views"][0]["video"]["maxInput"] == 4
-    templates = Domain.objects.get(id=room["_id"]).config["views"][0]["video"]["layout"]["templates"]
-    assert [len(t["region"]) for t in templates] == [1, 4]
 
 
 def test_update_body_must_be_an_object(api):
