@@ -361,7 +361,12 @@ def data_of(serializer: type[serializers.Serializer]) -> serializers.Serializer:
 
 
 class OrganizationListView(DashboardView):
-    @extend_schema(tags=DASHBOARD_TAG, parameters=[PageQuery], responses={200: page_of(OrganizationOut)})
+    @extend_schema(
+        tags=DASHBOARD_TAG,
+        parameters=[PageQuery],
+        responses={200: page_of(OrganizationOut)},
+        operation_id="metrics_organizations_list",
+    )
     def get(self, request: Request) -> Response:
         query = query_params(PageQuery, request.query_params)
         return self.page(selectors.organization_list(user=request.user), OrganizationOut, query)
@@ -399,7 +404,9 @@ class OrganizationDetailView(DashboardView):
 
 
 class AppListView(DashboardView):
-    @extend_schema(tags=DASHBOARD_TAG, parameters=[PageQuery], responses={200: page_of(AppOut)})
+    @extend_schema(
+        tags=DASHBOARD_TAG, parameters=[PageQuery], responses={200: page_of(AppOut)}, operation_id="metrics_apps_list"
+    )
     def get(self, request: Request) -> Response:
         return self.page(selectors.app_list(user=request.user), AppOut, query_params(PageQuery, request.query_params))
 
@@ -443,7 +450,12 @@ class AppResetKeyView(DashboardView):
 
 
 class ConferenceListView(DashboardView):
-    @extend_schema(tags=DASHBOARD_TAG, parameters=[ConferenceListQuery], responses={200: page_of(ConferenceOut)})
+    @extend_schema(
+        tags=DASHBOARD_TAG,
+        parameters=[ConferenceListQuery],
+        responses={200: page_of(ConferenceOut)},
+        operation_id="metrics_conferences_list",
+    )
     def get(self, request: Request) -> Response:
         query = query_params(ConferenceListQuery, request.query_params)
         return self.page(selectors.conference_list(user=request.user, params=query), ConferenceOut, query)
@@ -456,7 +468,12 @@ class ConferenceDetailView(DashboardView):
 
 
 class ConferenceEventsView(DashboardView):
-    @extend_schema(tags=DASHBOARD_TAG, parameters=[EventListQuery], responses={200: page_of(EventOut)})
+    @extend_schema(
+        tags=DASHBOARD_TAG,
+        parameters=[EventListQuery],
+        responses={200: page_of(EventOut)},
+        operation_id="metrics_conference_events_list",
+    )
     def get(self, request: Request, pk: str) -> Response:
         conference = selectors.conference_get(user=request.user, pk=pk)
         query = query_params(EventListQuery, request.query_params)
