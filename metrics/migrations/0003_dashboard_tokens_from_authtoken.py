@@ -13,7 +13,9 @@ def hash_existing_tokens(apps, schema_editor):
     DashboardToken = apps.get_model("metrics", "DashboardToken")
     for token in Token.objects.all():
         digest = hashlib.sha256(token.key.encode()).hexdigest()
-        DashboardToken.objects.get_or_create(digest=digest, defaults={"user_id": token.user_id, "created_at": token.created})
+        DashboardToken.objects.get_or_create(
+            digest=digest, defaults={"user_id": token.user_id, "created_at": token.created}
+        )
     Token.objects.all().delete()
 
 
