@@ -5,6 +5,7 @@ describes the answers. Run on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from datetime import UTC, datetime
 
@@ -243,3 +244,14 @@ def test_schema_matches_real_answers(organization, app, alice):
         jsonschema.validate(
             api.get("/metrics/v1/apps").json()["results"], {**body_schema["schema"], "components": schema["components"]}
         )
+
+
+def test_migration_turns_plaintext_authtokens_into_digests(organization):
+    from django.apps import apps as django_apps
+    from rest_framework.authtoken.models import Token
+
+    migration = importlib.import_module("metrics.migrations.0003_dashboard_tokens_from_authtoken")
+    key = Token.objects.create(user=organization.members.get()).key
+    migration.hash_existing_tokens(django_apps, None)
+    assert not Token.objects.exists() and not DashboardToken.objects.filter(digest=key).exists()
+    assert Client(HTTP_AUTHORIZATION=f"Token {key}").get("/metrics/v1/organizations").status_code == 200
