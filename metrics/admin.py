@@ -1,11 +1,13 @@
 """Admin: every metrics model browsable, filterable and searchable; raw JSON read-only."""
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from metrics.models import (
     App,
     Conference,
     Connection,
+    DashboardToken,
     GenericEvent,
     Issue,
     Organization,
@@ -29,7 +31,19 @@ class AppAdmin(admin.ModelAdmin):
     list_display = ["name", "organization", "domain", "recording", "is_active", "created_at"]
     list_filter = ["recording", "is_active", "organization"]
     search_fields = ["name", "domain", "organization__name"]
-    readonly_fields = ["api_key"]
+    readonly_fields = ["api_key", "key_generation"]
+
+
+@admin.register(DashboardToken)
+class DashboardTokenAdmin(admin.ModelAdmin):
+    """Revoke (delete) tokens here; make them with ``manage.py metrics_token USERNAME`` (the key is shown once)."""
+
+    list_display = ["user", "created_at"]
+    search_fields = ["user__username"]
+    readonly_fields = ["digest", "user", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Conference)

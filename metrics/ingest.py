@@ -11,6 +11,14 @@ One row per POST holds the whole parsed report (the reference wrote 1 + N rows a
 rewrote the Connection every time). Connection type, ``established`` and the
 ``tcp_used``/``turn_used`` issues are derived in the same batch, once per connection.
 
+One tenant cannot fail another's requests: bodies that no database can store (NaN, NUL …)
+are refused with a 400 before they are queued (:func:`metrics.serializers.json_load`), and a
+batch that fails anyway is retried row by row, so only the row at fault fails (a 400 when
+the database refused its data, else a 500 the SDK retries).
+
+A reset api key revokes the app's tokens here too: the app's key generation is cached for
+:data:`APP_TTL_SECONDS` (at once in the process that reset it).
+
 ``METRICS_STATS_INGEST = "direct"`` switches to the naive path (one INSERT and commit per
 request, connection and session read from the database every time); the benchmark uses it
 as its baseline.
@@ -30,12 +38,14 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DataError, IntegrityError, connections, transaction
 
+from metrics import tokens
 from metrics.errors import PeermetricsError
-from metrics.models import CANDIDATE_TYPES, ISSUES, Connection, GenericEvent, Issue, Session
+from metrics.models import CANDIDATE_TYPES, ISSUES, App, Connection, GenericEvent, Issue, Session
 
 CONNECTION_TTL_SECONDS = 2.0  # how long another process's "connection ended" may go unseen
+APP_TTL_SECONDS = 2.0  # how long another process's key reset may go unseen
 SESSION_TTL_SECONDS = 300.0
 CACHE_LIMIT = 20000
 
@@ -62,6 +72,7 @@ class ConnectionMeta:
 
 _sessions: dict[str, tuple[float, SessionMeta]] = {}
 _connections: dict[str, tuple[float, ConnectionMeta]] = {}
+_app_generations: dict[str, tuple[float, int]] = {}
 
 
 def _cache_put(cache: dict, key: str, ttl: float, value: Any) -> None:
@@ -80,6 +91,15 @@ def _cache_get(cache: dict, key: str) -> Any:
 def forget_connection(connection_id: Any) -> None:
     """Called when a connection ends so this process refuses its stats at once."""
     _connections.pop(str(connection_id), None)
+
+
+def forget_app(app_id: Any) -> None:
+    """Called when an app's key is reset so this process refuses its old tokens at once."""
+    _app_generations.pop(str(app_id), None)
+
+
+def app_generation_load(app_id: Any) -> int | None:
+    return App.objects.filter(pk=app_id).values_list("key_generation", flat=True).first()
 
 
 def session_meta_load(session_id: Any) -> SessionMeta:
@@ -173,22 +193,37 @@ def stats_established(data: dict) -> bool:
     return False
 
 
-def _connection_updates(items: Iterable[PendingStats]) -> tuple[dict, list[Issue], set]:
-    """What a batch changes on its connections: type, new issues, newly established."""
-    types: dict[uuid.UUID, str] = {}
-    issues: list[Issue] = []
-    established: set[uuid.UUID] = set()
+@dataclass
+class _ConnectionChanges:
+    """What a batch changes on its connections; applied to the cached facts only once committed."""
+
+    types: dict[uuid.UUID, str] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    established: set[uuid.UUID] = field(default_factory=set)
+
+    def commit(self, metas: dict[uuid.UUID, ConnectionMeta]) -> None:
+        for connection_id, candidate_type in self.types.items():
+            metas[connection_id].type = candidate_type
+        for issue in self.issues:
+            metas[issue.connection_id].issues.add(issue.code)
+        for connection_id in self.established:
+            metas[connection_id].established = True
+
+
+def _connection_changes(items: Iterable[PendingStats]) -> _ConnectionChanges:
+    """Type, new ``tcp_used``/``turn_used`` issues and newly established connections of a batch."""
+    changes = _ConnectionChanges()
+    raised: set[tuple[uuid.UUID, str]] = set()
     for item in items:
         meta = item.connection
         local = ((item.data.get("connection") or {}).get("local")) or {}
         candidate_type = CANDIDATE_TYPES.get(local.get("candidateType"), "")
-        if candidate_type and candidate_type != meta.type:
-            types[meta.id] = candidate_type
-            meta.type = candidate_type
+        if candidate_type and candidate_type != changes.types.get(meta.id, meta.type):
+            changes.types[meta.id] = candidate_type
         for code, hit in (("tcp_used", local.get("protocol") == "tcp"), ("turn_used", candidate_type == "r")):
-            if hit and code not in meta.issues:
-                meta.issues.add(code)
-                issues.append(
+            if hit and code not in meta.issues and (meta.id, code) not in raised:
+                raised.add((meta.id, code))
+                changes.issues.append(
                     Issue(
                         app_id=item.session.app_id,
                         conference_id=meta.conference_id,
@@ -201,10 +236,9 @@ def _connection_updates(items: Iterable[PendingStats]) -> tuple[dict, list[Issue
                         created_at=item.created_at,
                     )
                 )
-        if not meta.established and stats_established(item.data):
-            meta.established = True
-            established.add(meta.id)
-    return types, issues, established
+        if not meta.established and meta.id not in changes.established and stats_established(item.data):
+            changes.established.add(meta.id)
+    return changes
 
 
 def stats_store(items: list[PendingStats]) -> None:
@@ -224,23 +258,57 @@ def stats_store(items: list[PendingStats]) -> None:
         )
         for item in items
     ]
-    types, issues, established = _connection_updates(items)
+    changes = _connection_changes(items)
     with transaction.atomic():
         GenericEvent.objects.bulk_create(events, batch_size=500)
-        for connection_id, candidate_type in types.items():
+        for connection_id, candidate_type in changes.types.items():
             Connection.objects.filter(pk=connection_id).update(type=candidate_type)
-        if issues:
-            Issue.objects.bulk_create(issues, ignore_conflicts=True)
-        for connection in Connection.objects.select_for_update().filter(pk__in=established):
+        if changes.issues:
+            Issue.objects.bulk_create(changes.issues, ignore_conflicts=True)
+        for connection in Connection.objects.select_for_update().filter(pk__in=changes.established):
             connection.connection_info["established"] = True
             connection.save(update_fields=["connection_info"])
+    changes.commit({item.connection.id: item.connection for item in items})
 
 
-def stats_ingest_direct(*, session_id: Any, body: dict, now: datetime) -> None:
-    """The naive baseline: read session and connection, insert one row, commit — per request."""
-    session = session_meta_load(session_id)
+def stats_store_one(item: PendingStats) -> None:
+    """One request's row; data the database refuses is the client's fault (400), not a 500 to retry."""
+    try:
+        stats_store([item])
+    except (DataError, IntegrityError, ValueError) as exc:
+        raise PeermetricsError("invalid_parameters", "the sample could not be stored") from exc
+
+
+def stats_store_isolated(items: list[PendingStats]) -> list[Exception | None]:
+    """Each item's outcome: the whole batch at once, or, when that fails, row by row.
+
+    The fallback costs nothing while batches succeed and keeps one bad row (or one
+    tenant's) from failing the other requests that happened to share its batch.
+    """
+    if len(items) > 1:
+        try:
+            stats_store(items)
+        except Exception:  # noqa: BLE001 - whatever failed, the rows are retried one by one
+            pass
+        else:
+            return [None] * len(items)
+    outcomes: list[Exception | None] = []
+    for item in items:
+        try:
+            stats_store_one(item)
+        except Exception as exc:  # noqa: BLE001 - reported to this item's request only
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
+
+
+def stats_ingest_direct(*, claims: dict[str, Any], body: dict, now: datetime) -> None:
+    """The naive baseline: read session, app and connection, insert one row, commit — per request."""
+    session = session_meta_load(claims["s"])
+    tokens.verify_generation(claims, app_generation_load(session.app_id))
     meta = _check_connection(session, connection_meta_load(body.get("connectionId")))
-    stats_store([pending_stats(session=session, connection=meta, body=body, now=now)])
+    stats_store_one(pending_stats(session=session, connection=meta, body=body, now=now))
 
 
 # --- group commit ------------------------------------------------------------------------------
@@ -289,15 +357,18 @@ class StatsWriter:
             while state.pending:
                 batch, state.pending = state.pending[:MAX_BATCH], state.pending[MAX_BATCH:]
                 try:
-                    await loop.run_in_executor(_EXECUTOR, _in_db_thread(stats_store), [item for item, _ in batch])
+                    outcomes = await loop.run_in_executor(
+                        _EXECUTOR, _in_db_thread(stats_store_isolated), [item for item, _ in batch]
+                    )
                 except Exception as exc:  # noqa: BLE001 - every waiter gets the failure, the SDK retries
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result(None)
+                    outcomes = [exc] * len(batch)
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if outcome is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(outcome)
         finally:
             state.flushing = False
 
@@ -305,14 +376,16 @@ class StatsWriter:
 WRITER = StatsWriter()
 
 
-async def stats_accept(*, session_id: str, body: dict, now: datetime) -> None:
-    """Validate one /stats request and return once its row is committed."""
+async def stats_accept(*, claims: dict[str, Any], body: dict, now: datetime) -> None:
+    """Validate one /stats request (its session token's ``claims``) and return once its row is committed."""
     if getattr(settings, "METRICS_STATS_INGEST", "bulk") == "direct":
         await asyncio.get_running_loop().run_in_executor(
-            None, _in_db_thread(lambda: stats_ingest_direct(session_id=session_id, body=body, now=now))
+            None, _in_db_thread(lambda: stats_ingest_direct(claims=claims, body=body, now=now))
         )
         return
-    session = await _cached(_sessions, session_id, SESSION_TTL_SECONDS, session_meta_load)
+    session = await _cached(_sessions, str(claims["s"]), SESSION_TTL_SECONDS, session_meta_load)
+    generation = await _cached(_app_generations, str(session.app_id), APP_TTL_SECONDS, app_generation_load)
+    tokens.verify_generation(claims, generation)
     meta = _check_connection(
         session,
         await _cached(_connections, str(body.get("connectionId") or ""), CONNECTION_TTL_SECONDS, connection_meta_load),

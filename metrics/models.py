@@ -8,6 +8,7 @@ requests resolve by the database, not by check-then-insert.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from django.conf import settings
@@ -40,6 +41,9 @@ class App(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="apps")
     name = models.CharField(max_length=64)
     api_key = models.CharField(max_length=32, unique=True, default=new_api_key)
+    # Bumped by every key reset; SDK tokens carry the generation they were issued under
+    # and stop working when it changes (revocation without a token list).
+    key_generation = models.PositiveIntegerField(default=0)
     # Exact host (no port) the SDK's Origin must carry; empty = any origin.
     domain = models.CharField(max_length=256, blank=True, default="")
     interval = models.PositiveIntegerField(default=10000, help_text="getStats interval in ms sent to the SDK")
@@ -52,6 +56,22 @@ class App(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def token_digest(key: str) -> str:
+    """What is stored of a dashboard token: its SHA-256 (the key is 160 random bits, no salt needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class DashboardToken(models.Model):
+    """A dashboard API token (``Authorization: Token <key>``); only its digest is stored."""
+
+    digest = models.CharField(max_length=64, primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="metrics_tokens")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"token of {self.user} ({self.digest[:8]}…)"
 
 
 class Participant(models.Model):

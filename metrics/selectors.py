@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
-from django.utils.dateparse import parse_datetime
 
 from metrics import tokens
 from metrics.errors import PeermetricsError
@@ -30,21 +29,26 @@ def parse_uuid(value: Any, code: str) -> uuid.UUID:
 def session_from_token(token: Any) -> Session:
     claims = tokens.verify("session", token, ("s",))
     session = (
-        Session.objects.select_related("conference", "participant")
+        Session.objects.select_related("conference", "participant", "app")
         .filter(pk=parse_uuid(claims["s"], "invalid_token"))
         .first()
     )
     if session is None:
         raise PeermetricsError("invalid_token")
+    tokens.verify_generation(claims, session.app.key_generation)
     return session
 
 
-def init_token_subjects(*, conference_id: uuid.UUID, participant_id: uuid.UUID) -> tuple[Conference, Participant]:
-    """The conference and participant an init token names; gone (or of different apps) is ``invalid_token``."""
+def init_token_subjects(*, claims: dict[str, Any]) -> tuple[Conference, Participant]:
+    """The conference and participant an init token names; gone, of different apps or of an
+    earlier api key of the app is ``invalid_token``."""
+    conference_id = parse_uuid(claims["c"], "invalid_token")
+    participant_id = parse_uuid(claims["p"], "invalid_token")
     conference = Conference.objects.select_related("app").filter(pk=conference_id).first()
     participant = Participant.objects.filter(pk=participant_id).first()
     if conference is None or participant is None or participant.app_id != conference.app_id:
         raise PeermetricsError("invalid_token")
+    tokens.verify_generation(claims, conference.app.key_generation)
     return conference, participant
 
 
@@ -123,27 +127,27 @@ DATE_FILTERS = ("created_at_gt", "created_at_gte", "created_at_lt", "created_at_
 
 
 def _filtered(
-    queryset: QuerySet, params: Any, *, user: Any, allowed: dict[str, str], required: bool = True
+    queryset: QuerySet, params: dict, *, user: Any, allowed: dict[str, str], required: bool = True
 ) -> QuerySet:
-    """Apply ``appId``/``conferenceId``/``participantId`` (checked against the caller) and dates."""
+    """Apply ``appId``/``conferenceId``/``participantId`` (checked against the caller) and dates.
+
+    ``params`` are checked already (:class:`metrics.serializers.ListQuery`).
+    """
     used = False
     for param, field in allowed.items():
         value = params.get(param)
         if value:
-            queryset = queryset.filter(**{field: parse_uuid(value, "invalid_parameters")})
+            queryset = queryset.filter(**{field: value})
             used = True
     if required and not used:
         raise PeermetricsError("missing_parameters", f"one of {', '.join(allowed)} is required")
     for name in DATE_FILTERS:
         if params.get(name):
-            moment = parse_datetime(params[name])
-            if moment is None:
-                raise PeermetricsError("invalid_parameters", f"{name} must be an ISO datetime")
-            queryset = queryset.filter(**{f"created_at__{name.rsplit('_', 1)[1]}": moment})
+            queryset = queryset.filter(**{f"created_at__{name.rsplit('_', 1)[1]}": params[name]})
     return _in_apps(queryset, user)
 
 
-def conference_list(*, user: Any, params: Any) -> QuerySet[Conference]:
+def conference_list(*, user: Any, params: dict) -> QuerySet[Conference]:
     queryset = _filtered(
         Conference.objects.all(), params, user=user, allowed={"appId": "app_id", "participantId": "participants__id"}
     )
@@ -176,7 +180,7 @@ def conference_events(*, conference: Conference, event_type: str | None) -> Quer
     return queryset
 
 
-def participant_list(*, user: Any, params: Any) -> QuerySet[Participant]:
+def participant_list(*, user: Any, params: dict) -> QuerySet[Participant]:
     return _filtered(
         Participant.objects.all(), params, user=user, allowed={"appId": "app_id", "conferenceId": "conferences__id"}
     ).distinct()
@@ -189,7 +193,7 @@ def participant_get(*, user: Any, pk: Any) -> Participant:
 SCOPE = {"appId": "app_id", "conferenceId": "conference_id", "participantId": "participant_id"}
 
 
-def session_list(*, user: Any, params: Any) -> QuerySet[Session]:
+def session_list(*, user: Any, params: dict) -> QuerySet[Session]:
     return _filtered(Session.objects.all(), params, user=user, allowed=SCOPE).prefetch_related("issues")
 
 
@@ -197,7 +201,7 @@ def session_get(*, user: Any, pk: Any) -> Session:
     return _get(_in_apps(Session.objects.prefetch_related("issues"), user), pk, "session_not_found")
 
 
-def connection_list(*, user: Any, params: Any) -> QuerySet[Connection]:
+def connection_list(*, user: Any, params: dict) -> QuerySet[Connection]:
     return _filtered(Connection.objects.all(), params, user=user, allowed=SCOPE)
 
 
@@ -205,7 +209,7 @@ def connection_get(*, user: Any, pk: Any) -> Connection:
     return _get(_in_apps(Connection.objects.all(), user), pk, "connection_not_found")
 
 
-def issue_list(*, user: Any, params: Any) -> QuerySet[Issue]:
+def issue_list(*, user: Any, params: dict) -> QuerySet[Issue]:
     return _filtered(Issue.objects.all(), params, user=user, allowed=SCOPE)
 
 

@@ -10,16 +10,21 @@ same one. The SDK routes answer small literal dicts in the views.
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.parsers import JSONParser
 
 from metrics.errors import PeermetricsError
 from metrics.models import App, Conference, Connection, GenericEvent, Issue, Organization, Participant, Session, Track
+from owt.errors import describe_validation_error
 
 CONNECTION_EVENTS = {
     "addConnection", "removeConnection", "removePeer", "peerDetails", "onicecandidate", "onicegatheringstatechange",
@@ -33,14 +38,83 @@ MAX_DELTA_MS = 7 * 24 * 3600 * 1000
 # --- SDK request bodies ----------------------------------------------------------------------
 
 
+MAX_JSON_DEPTH = 32  # the SDK's deepest body (a stats report) nests 5 levels
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf
+        raise _NotFinite(text)
+    return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise _NotFinite(name)
+
+
+def _check_tree(value: Any, *, check_text: bool) -> None:
+    """Depth and, with ``check_text``, strings: no NUL (PostgreSQL text cannot hold it), no lone surrogate."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+            if check_text:
+                _check_strings(item.keys())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise PeermetricsError("invalid_parameters", f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+            elif check_text and isinstance(child, str):
+                _check_strings((child,))
+
+
+def _check_strings(texts: Any) -> None:
+    for text in texts:
+        if "\x00" in text:
+            raise PeermetricsError("invalid_parameters", "strings must not contain NUL characters")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PeermetricsError("invalid_parameters", "strings must not contain lone surrogates") from exc
+
+
+def json_load(raw: bytes) -> Any:
+    """JSON that every database stores and every renderer writes back, or a 400.
+
+    Refused: NaN, Infinity and numbers beyond a float's range (not JSON; they poison a
+    batch and break the dashboard's renderer), nesting deeper than :data:`MAX_JSON_DEPTH`
+    (``RecursionError`` in the encoders), NUL and lone surrogates in strings and keys
+    (PostgreSQL refuses both). Only an escape can produce the last two (the decoder
+    rejects raw control characters and invalid UTF-8), so strings are only walked when
+    the body has one.
+    """
+    try:
+        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotFinite as exc:
+        raise PeermetricsError("invalid_parameters", "numbers must be finite (no NaN or Infinity)") from exc
+    except RecursionError as exc:
+        raise PeermetricsError("invalid_parameters", f"JSON nests deeper than {MAX_JSON_DEPTH} levels") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PeermetricsError("unknown_error", "") from exc
+    _check_tree(value, check_text=b"\\u" in raw)
+    return value
+
+
 def parse_body(raw: bytes, *, allow_list: bool = False) -> Any:
     """The SDK's JSON body, sent as text/plain (beacons as text/plain;charset=UTF-8)."""
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PeermetricsError("unknown_error", "") from exc
+    body = json_load(raw)
     if isinstance(body, dict) or (allow_list and isinstance(body, list)):
         return body
     raise PeermetricsError("invalid_parameters", "the body must be a JSON object")
@@ -270,14 +344,32 @@ class ConnectionBatchIn:
             return cls(token=token, data=body, delta=None)
         return cls(token=body.get("token"), data=body.get("data"), delta=body.get("delta"))
 
-    def items(self) -> list:
-        """The events, checked only once the token is (the reference's order)."""
+    def events(self) -> list[tuple[ConnectionEvent, datetime]]:
+        """Each event and its time, parsed only once the token is checked (the reference's order).
+
+        One bad item refuses the whole request, naming the item (``data[i]: …``): the batch
+        is stored all or nothing, so an SDK retry never duplicates the good ones.
+        """
         if not isinstance(self.data, list):
             raise PeermetricsError("invalid_parameters", "data must be a list of events")
-        return self.data
+        events = []
+        for index, item in enumerate(self.data):
+            with batch_item(index):
+                if not isinstance(item, dict):
+                    raise PeermetricsError("invalid_parameters", "an event must be an object")
+                events.append(
+                    (connection_event(item), event_time(item.get("delta", item.get("timeDelta", self.delta))))
+                )
+        return events
 
-    def item_time(self, item: dict) -> datetime:
-        return event_time(item.get("delta", item.get("timeDelta", self.delta)))
+
+@contextmanager
+def batch_item(index: int) -> Iterator[None]:
+    """A failure inside names the batch item it came from."""
+    try:
+        yield
+    except PeermetricsError as exc:
+        raise PeermetricsError(exc.code, f"data[{index}]: {exc.detail or exc.message}") from exc
 
 
 @dataclass(frozen=True)
@@ -320,6 +412,54 @@ class TrackUpdateIn:
 
 
 # --- dashboard -------------------------------------------------------------------------------
+
+
+class JsonBodyParser(JSONParser):
+    """The dashboard's JSON bodies, through the same loader as the SDK's (:func:`json_load`)."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+        return json_load(stream.read())
+
+
+def query_params(serializer: type[serializers.Serializer], params: Any) -> dict:
+    """Checked query parameters, or ``invalid_parameters`` saying which one is wrong."""
+    query = serializer(data=params)
+    if not query.is_valid():
+        raise PeermetricsError("invalid_parameters", describe_validation_error(query.errors))
+    return query.validated_data
+
+
+# Far beyond any real list, far below the 64-bit column and SQLite integer limits.
+MAX_OFFSET = 2**31 - 1
+
+
+class PageQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
+    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, default=0)
+
+
+class ListQuery(PageQuery):
+    """``?appId|conferenceId|participantId`` (the selector says which apply), dates and paging."""
+
+    appId = serializers.UUIDField(required=False)  # noqa: N815 - the wire name
+    conferenceId = serializers.UUIDField(required=False)  # noqa: N815
+    participantId = serializers.UUIDField(required=False)  # noqa: N815
+    created_at_gt = serializers.DateTimeField(required=False)
+    created_at_gte = serializers.DateTimeField(required=False)
+    created_at_lt = serializers.DateTimeField(required=False)
+    created_at_lte = serializers.DateTimeField(required=False)
+
+
+class ConferenceListQuery(ListQuery):
+    issue_code = serializers.CharField(max_length=32, required=False)
+
+
+class EventListQuery(PageQuery):
+    type = serializers.CharField(max_length=33, required=False)  # an event name (32) or "-" and one
+
+
+class SearchQuery(serializers.Serializer):
+    query = serializers.CharField(max_length=64)
 
 
 class OrganizationOut(serializers.ModelSerializer):

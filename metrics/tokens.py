@@ -2,8 +2,11 @@
 
 Claims keep the reference's names (``p`` participant, ``c`` conference for the init token;
 ``s`` session for the session token; ``t`` issue time) so tokens survive a cut-over, and add
-what the reference lacks: a real ``exp``, a pinned algorithm, and a ``typ`` so one kind of
-token can never be replayed as the other even if the two secrets were configured equal.
+what the reference lacks: a real ``exp``, a pinned algorithm, a ``typ`` so one kind of
+token can never be replayed as the other even if the two secrets were configured equal, and
+``g``, the app's key generation when the token was issued: resetting the app's key bumps
+the generation, which revokes every token issued before (tokens without ``g`` predate it and
+count as generation 0, so they live only until the app's first reset).
 """
 
 from __future__ import annotations
@@ -55,9 +58,15 @@ def verify(kind: str, token: Any, required: tuple[str, ...]) -> dict[str, Any]:
     return claims
 
 
-def init_token(*, participant_id: str, conference_id: str) -> str:
-    return issue("init", {"p": participant_id, "c": conference_id})
+def verify_generation(claims: dict[str, Any], key_generation: int) -> None:
+    """``invalid_token`` for a token issued before the app's key was last reset."""
+    if claims.get("g", 0) != key_generation:
+        raise PeermetricsError("invalid_token")
 
 
-def session_token(*, session_id: str) -> str:
-    return issue("session", {"s": session_id})
+def init_token(*, participant_id: str, conference_id: str, key_generation: int) -> str:
+    return issue("init", {"p": participant_id, "c": conference_id, "g": key_generation})
+
+
+def session_token(*, session_id: str, key_generation: int) -> str:
+    return issue("session", {"s": session_id, "g": key_generation})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -22,13 +23,14 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from metrics import ingest, selectors, tokens
+from metrics.authentication import DashboardTokenAuthentication
 from metrics.errors import ERROR_FORMAT, PeermetricsError
 from metrics.models import Session, Summary
 from metrics.serializers import (
@@ -37,16 +39,22 @@ from metrics.serializers import (
     AppUpdateIn,
     BrowserEventIn,
     ConferenceDetailOut,
+    ConferenceListQuery,
     ConferenceOut,
     ConnectionBatchIn,
     ConnectionOut,
+    EventListQuery,
     EventOut,
     GetUserMediaIn,
     InitializeIn,
     IssueOut,
+    JsonBodyParser,
+    ListQuery,
     OrganizationIn,
     OrganizationOut,
+    PageQuery,
     ParticipantOut,
+    SearchQuery,
     SessionIn,
     SessionOut,
     SessionUpdateIn,
@@ -57,6 +65,7 @@ from metrics.serializers import (
     connection_uuid,
     event_time,
     parse_body,
+    query_params,
     require,
 )
 from metrics.services import connections, dashboard, ingestion
@@ -129,7 +138,11 @@ class InitializeView(SdkView):
         )
         return Response(
             {
-                "token": tokens.init_token(participant_id=str(participant.pk), conference_id=str(conference.pk)),
+                "token": tokens.init_token(
+                    participant_id=str(participant.pk),
+                    conference_id=str(conference.pk),
+                    key_generation=app.key_generation,
+                ),
                 # An integer (webrtc-stats throws otherwise); the app's own setting wins.
                 "getStatsInterval": int(app.interval or settings.METRICS_STATS_INTERVAL_MS),
                 # Batching is broken in the SDK (addConnection gets no ids): always off.
@@ -148,16 +161,13 @@ class SessionsView(SdkView):
     def post(self, request: Request) -> Response:
         body = self.body(request)
         claims = tokens.verify("init", body.get("token"), ("p", "c"))
-        conference_id = selectors.parse_uuid(claims["c"], "invalid_token")
-        participant_id = selectors.parse_uuid(claims["p"], "invalid_token")
         now = event_time(body.get("delta"))
-        conference, participant = selectors.init_token_subjects(
-            conference_id=conference_id, participant_id=participant_id
-        )
+        conference, participant = selectors.init_token_subjects(claims=claims)
         session = ingestion.session_create(
             conference=conference, participant=participant, details=SessionIn.parse(body), now=now
         )
-        return Response({"token": tokens.session_token(session_id=str(session.pk))})
+        token = tokens.session_token(session_id=str(session.pk), key_generation=claims.get("g", 0))
+        return Response({"token": token})
 
     @extend_schema(
         tags=SDK_TAG,
@@ -218,7 +228,10 @@ class ConnectionEventView(SdkView):
 
 
 class ConnectionBatchView(SdkView):
-    """Both the reference's ``{token, delta, data:[…]}`` and the SDK's bare array (no token: refused)."""
+    """Both the reference's ``{token, delta, data:[…]}`` and the SDK's bare array (no token: refused).
+
+    All or nothing: a failing item refuses the request with its error, naming the item.
+    """
 
     @extend_schema(
         tags=SDK_TAG,
@@ -228,19 +241,8 @@ class ConnectionBatchView(SdkView):
     def post(self, request: Request) -> Response:
         batch = ConnectionBatchIn.parse(parse_body(request._request.body, allow_list=True))
         session = selectors.session_from_token(batch.token)
-        return Response({"data": [self.item_answer(session, batch, item) for item in batch.items()]})
-
-    @staticmethod
-    def item_answer(session: Session, batch: ConnectionBatchIn, item: Any) -> dict:
-        """Each item in its own transaction: one bad event does not drop the others."""
-        if not isinstance(item, dict):
-            return {"error_code": "invalid_parameters"}
-        try:
-            now = batch.item_time(item)
-            answer = ingestion.connection_event_record(session=session, event=connection_event(item), now=now)
-        except PeermetricsError as exc:
-            return {"error_code": exc.code, "message": exc.message}
-        return answer or {}
+        answers = ingestion.connection_batch_record(session=session, events=batch.events())
+        return Response({"data": [answer or {} for answer in answers]})
 
 
 class TracksView(SdkView):
@@ -276,7 +278,7 @@ async def stats_answer(raw: bytes) -> tuple[int, Any]:
         body = parse_body(raw)
         claims = tokens.verify("session", body.get("token"), ("s",))
         now = event_time(body.get("delta"))
-        await ingest.stats_accept(session_id=str(claims["s"]), body=body, now=now)
+        await ingest.stats_accept(claims=claims, body=body, now=now)
     except Exception as exc:  # noqa: BLE001 - every failure answers in the API's envelope
         return ERROR_FORMAT.payload(exc)
     return 200, ""
@@ -334,40 +336,47 @@ async def stats_view(request: HttpRequest) -> HttpResponse:
 
 class DashboardView(APIView):
     # Token first: an anonymous script gets 401 with WWW-Authenticate, a browser its session.
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [DashboardTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
+    parser_classes = [JsonBodyParser]
     error_format = ERROR_FORMAT
 
     @staticmethod
-    def page(request: Request, queryset: Any, serializer: type[serializers.Serializer]) -> Response:
-        """``?limit`` (default 50, max 200) and ``?offset`` → ``{"results", "count"}``."""
-        try:
-            limit = int(request.query_params.get("limit", 50))
-            offset = int(request.query_params.get("offset", 0))
-        except ValueError as exc:
-            raise PeermetricsError("invalid_parameters", "limit and offset must be integers") from exc
-        if not 1 <= limit <= 200 or offset < 0:
-            raise PeermetricsError("invalid_parameters", "limit must be 1..200 and offset ≥ 0")
+    def page(queryset: Any, serializer: type[serializers.Serializer], query: dict) -> Response:
+        """``?limit`` (default 50, max 200) and ``?offset`` (checked in ``query``) → ``{"results", "count"}``."""
+        offset, limit = query["offset"], query["limit"]
         return Response(
             {"results": serializer(queryset[offset : offset + limit], many=True).data, "count": queryset.count()}
         )
 
 
-LIST_PARAMS = [
-    OpenApiParameter("appId", str),
-    OpenApiParameter("conferenceId", str),
-    OpenApiParameter("participantId", str),
-    OpenApiParameter("limit", int),
-    OpenApiParameter("offset", int),
-]
+@cache
+def page_of(serializer: type[serializers.Serializer]) -> serializers.Serializer:
+    """The schema of a list answer: ``{"results": [...], "count"}``."""
+    return inline_serializer(
+        f"{serializer.__name__.removesuffix('Out')}Page",
+        fields={"results": serializer(many=True), "count": serializers.IntegerField()},
+    )
+
+
+@cache
+def data_of(serializer: type[serializers.Serializer]) -> serializers.Serializer:
+    """The schema of a single-object answer: ``{"data": {...}}``."""
+    return inline_serializer(f"{serializer.__name__.removesuffix('Out')}Data", fields={"data": serializer()})
 
 
 class OrganizationListView(DashboardView):
-    @extend_schema(tags=DASHBOARD_TAG, responses={200: OrganizationOut(many=True)})
+    @extend_schema(
+        tags=DASHBOARD_TAG,
+        parameters=[PageQuery],
+        responses={200: page_of(OrganizationOut)},
+        operation_id="metrics_organizations_list",
+    )
     def get(self, request: Request) -> Response:
-        return self.page(request, selectors.organization_list(user=request.user), OrganizationOut)
+        query = query_params(PageQuery, request.query_params)
+        return self.page(selectors.organization_list(user=request.user), OrganizationOut, query)
 
-    @extend_schema(tags=DASHBOARD_TAG, request=OrganizationIn, responses={201: OrganizationOut})
+    @extend_schema(tags=DASHBOARD_TAG, request=OrganizationIn, responses={201: data_of(OrganizationOut)})
     def post(self, request: Request) -> Response:
         data = OrganizationIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -376,11 +385,11 @@ class OrganizationListView(DashboardView):
 
 
 class OrganizationDetailView(DashboardView):
-    @extend_schema(tags=DASHBOARD_TAG, responses={200: OrganizationOut})
+    @extend_schema(tags=DASHBOARD_TAG, responses={200: data_of(OrganizationOut)})
     def get(self, request: Request, pk: str) -> Response:
         return Response({"data": OrganizationOut(selectors.organization_get(user=request.user, pk=pk)).data})
 
-    @extend_schema(tags=DASHBOARD_TAG, request=OrganizationIn, responses={200: OrganizationOut})
+    @extend_schema(tags=DASHBOARD_TAG, request=OrganizationIn, responses={200: data_of(OrganizationOut)})
     def put(self, request: Request, pk: str) -> Response:
         organization = selectors.organization_get(user=request.user, pk=pk)
         data = OrganizationIn(data=request.data)
@@ -400,11 +409,13 @@ class OrganizationDetailView(DashboardView):
 
 
 class AppListView(DashboardView):
-    @extend_schema(tags=DASHBOARD_TAG, responses={200: AppOut(many=True)})
+    @extend_schema(
+        tags=DASHBOARD_TAG, parameters=[PageQuery], responses={200: page_of(AppOut)}, operation_id="metrics_apps_list"
+    )
     def get(self, request: Request) -> Response:
-        return self.page(request, selectors.app_list(user=request.user), AppOut)
+        return self.page(selectors.app_list(user=request.user), AppOut, query_params(PageQuery, request.query_params))
 
-    @extend_schema(tags=DASHBOARD_TAG, request=AppIn, responses={201: AppOut})
+    @extend_schema(tags=DASHBOARD_TAG, request=AppIn, responses={201: data_of(AppOut)})
     def post(self, request: Request) -> Response:
         data = AppIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -414,11 +425,11 @@ class AppListView(DashboardView):
 
 
 class AppDetailView(DashboardView):
-    @extend_schema(tags=DASHBOARD_TAG, responses={200: AppOut})
+    @extend_schema(tags=DASHBOARD_TAG, responses={200: data_of(AppOut)})
     def get(self, request: Request, pk: str) -> Response:
         return Response({"data": AppOut(selectors.app_get(user=request.user, pk=pk)).data})
 
-    @extend_schema(tags=DASHBOARD_TAG, request=AppUpdateIn, responses={200: AppOut})
+    @extend_schema(tags=DASHBOARD_TAG, request=AppUpdateIn, responses={200: data_of(AppOut)})
     def put(self, request: Request, pk: str) -> Response:
         app = selectors.app_get(user=request.user, pk=pk)
         data = AppUpdateIn(data=request.data)
@@ -438,6 +449,7 @@ class AppResetKeyView(DashboardView):
         responses={200: inline_serializer("ResetKeyOut", fields={"api_key": serializers.CharField()})},
     )
     def post(self, request: Request, pk: str) -> Response:
+        """A new api key; the SDK tokens issued under the old one stop working at once."""
         app = dashboard.app_reset_key(app=selectors.app_get(user=request.user, pk=pk))
         return Response({"api_key": app.api_key})
 
@@ -445,17 +457,17 @@ class AppResetKeyView(DashboardView):
 class ConferenceListView(DashboardView):
     @extend_schema(
         tags=DASHBOARD_TAG,
-        parameters=[*LIST_PARAMS, OpenApiParameter("issue_code", str)],
-        responses={200: ConferenceOut(many=True)},
+        parameters=[ConferenceListQuery],
+        responses={200: page_of(ConferenceOut)},
+        operation_id="metrics_conferences_list",
     )
     def get(self, request: Request) -> Response:
-        return self.page(
-            request, selectors.conference_list(user=request.user, params=request.query_params), ConferenceOut
-        )
+        query = query_params(ConferenceListQuery, request.query_params)
+        return self.page(selectors.conference_list(user=request.user, params=query), ConferenceOut, query)
 
 
 class ConferenceDetailView(DashboardView):
-    @extend_schema(tags=DASHBOARD_TAG, responses={200: ConferenceDetailOut})
+    @extend_schema(tags=DASHBOARD_TAG, responses={200: data_of(ConferenceDetailOut)})
     def get(self, request: Request, pk: str) -> Response:
         return Response({"data": ConferenceDetailOut(selectors.conference_get(user=request.user, pk=pk)).data})
 
@@ -463,21 +475,15 @@ class ConferenceDetailView(DashboardView):
 class ConferenceEventsView(DashboardView):
     @extend_schema(
         tags=DASHBOARD_TAG,
-        parameters=[
-            OpenApiParameter(
-                "type", str, description="stats, connection, browser, getUserMedia, track or an event name; -x excludes"
-            ),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
-        ],
-        responses={200: EventOut(many=True)},
+        parameters=[EventListQuery],
+        responses={200: page_of(EventOut)},
+        operation_id="metrics_conference_events_list",
     )
     def get(self, request: Request, pk: str) -> Response:
         conference = selectors.conference_get(user=request.user, pk=pk)
+        query = query_params(EventListQuery, request.query_params)
         return self.page(
-            request,
-            selectors.conference_events(conference=conference, event_type=request.query_params.get("type")),
-            EventOut,
+            selectors.conference_events(conference=conference, event_type=query.get("type")), EventOut, query
         )
 
 
@@ -491,7 +497,7 @@ class ConferenceGraphsView(DashboardView):
                 fields={
                     "ongoing": serializers.BooleanField(),
                     "building": serializers.BooleanField(),
-                    "summary": serializers.DictField(),
+                    "summary": serializers.DictField(required=False),
                 },
             )
         },
@@ -513,12 +519,13 @@ def _list_view(name: str, selector: Callable, serializer: type[serializers.Seria
     class ListView(DashboardView):
         @extend_schema(
             tags=DASHBOARD_TAG,
-            parameters=LIST_PARAMS,
-            responses={200: serializer(many=True)},
+            parameters=[ListQuery],
+            responses={200: page_of(serializer)},
             operation_id=f"metrics_{name}_list",
         )
         def get(self, request: Request) -> Response:
-            return self.page(request, selector(user=request.user, params=request.query_params), serializer)
+            query = query_params(ListQuery, request.query_params)
+            return self.page(selector(user=request.user, params=query), serializer, query)
 
     ListView.__name__ = f"{name.title()}ListView"
     return ListView
@@ -526,7 +533,9 @@ def _list_view(name: str, selector: Callable, serializer: type[serializers.Seria
 
 def _detail_view(name: str, selector: Callable, serializer: type[serializers.Serializer]) -> type[DashboardView]:
     class DetailView(DashboardView):
-        @extend_schema(tags=DASHBOARD_TAG, responses={200: serializer}, operation_id=f"metrics_{name}_retrieve")
+        @extend_schema(
+            tags=DASHBOARD_TAG, responses={200: data_of(serializer)}, operation_id=f"metrics_{name}_retrieve"
+        )
         def get(self, request: Request, pk: str) -> Response:
             return Response({"data": serializer(selector(user=request.user, pk=pk)).data})
 
@@ -547,15 +556,13 @@ IssueDetailView = _detail_view("issues", selectors.issue_get, IssueOut)
 class SearchView(DashboardView):
     @extend_schema(
         tags=DASHBOARD_TAG,
-        parameters=[OpenApiParameter("query", str)],
+        parameters=[SearchQuery],
         responses={200: inline_serializer("SearchOut", fields={"data": serializers.ListField()})},
     )
     def get(self, request: Request) -> Response:
-        query = request.query_params.get("query", "").strip()
-        if not query:
+        if not request.query_params.get("query", "").strip():
             raise PeermetricsError("missing_parameters", "query is required")
-        if len(query) > 64:
-            raise PeermetricsError("invalid_parameters", "query is at most 64 characters")
+        query = query_params(SearchQuery, request.query_params)["query"]
         return Response({"data": selectors.search(user=request.user, query=query)})
 
 

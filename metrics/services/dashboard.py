@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from metrics.errors import PeermetricsError
-from metrics.models import App, Organization, new_api_key
+from metrics.ingest import forget_app
+from metrics.models import App, DashboardToken, Organization, new_api_key, token_digest
+
+
+@transaction.atomic
+def dashboard_token_create(*, user: Any) -> str:
+    """A new dashboard API token of ``user``; the key is returned once and only its digest stored."""
+    key = secrets.token_hex(20)
+    DashboardToken.objects.create(digest=token_digest(key), user=user)
+    return key
 
 
 @transaction.atomic
@@ -55,12 +66,19 @@ def app_delete(*, app: App) -> None:
 
 
 def app_reset_key(*, app: App) -> App:
-    """A fresh 32-char key (the reference produced 36 chars and always failed validation)."""
+    """A fresh 32-char key (the reference produced 36 chars and always failed validation).
+
+    The key generation moves on with it, so every SDK token issued under the old key is
+    refused from now on (:func:`metrics.tokens.verify_generation`).
+    """
     for _ in range(3):
         try:
             with transaction.atomic():
                 app.api_key = new_api_key()
-                app.save(update_fields=["api_key"])
+                app.key_generation = F("key_generation") + 1
+                app.save(update_fields=["api_key", "key_generation"])
+            app.refresh_from_db(fields=["key_generation"])
+            forget_app(app.pk)
             return app
         except IntegrityError:  # a collision of 128 random bits: try again
             continue

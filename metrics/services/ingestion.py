@@ -2,8 +2,8 @@
 
 Every SDK route but ``/stats`` (:mod:`metrics.ingest`, the group-commit fast path). The views
 parse the bodies (:mod:`metrics.serializers`) and authenticate; these functions take the typed
-values, keyword-only. Each is atomic but initialize, whose get-or-creates converge by
-constraint. ``now`` is the event's time as the SDK meant it (arrival time minus ``delta``).
+values, keyword-only. Each is atomic (a failing request leaves nothing behind); the
+get-or-creates of initialize converge by constraint. ``now`` is the event's time as the SDK meant it (arrival time minus ``delta``).
 Connection events drive the state machine in :mod:`metrics.services.connections`. The
 retention of the raw stats rows is here too.
 """
@@ -35,6 +35,7 @@ from metrics.serializers import (
     SessionUpdateIn,
     TrackIn,
     TrackUpdateIn,
+    batch_item,
 )
 from metrics.services import connections as state
 from metrics.services.connections import issue_raise
@@ -82,6 +83,7 @@ def _origin_host(origin: str) -> str:
     return (urlsplit(origin).hostname or "") if origin else ""
 
 
+@transaction.atomic
 def conference_initialize(*, app: App, init: InitializeIn, origin: str = "") -> tuple[Conference, Participant]:
     """Check the app records and allows the origin, get-or-create the conference and participant."""
     if not app.recording:
@@ -147,7 +149,9 @@ def gum_event_record(*, session: Session, data: dict, now: datetime) -> GenericE
     )
     tracks = []
     for kind_key, kind in (("audio", Track.Kind.AUDIO), ("video", Track.Kind.VIDEO)):
-        for item in data.get(kind_key) or []:
+        items = data.get(kind_key)
+        # Only a list describes tracks: the constraints form of ``audio``/``video`` (true, {…}) does not.
+        for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and item.get("id"):
                 tracks.append(
                     Track(
@@ -198,6 +202,18 @@ def connection_event_record(*, session: Session, event: ConnectionEvent, now: da
     else:
         _connection_event(session=session, event=event, now=now)
     return None
+
+
+@transaction.atomic
+def connection_batch_record(
+    *, session: Session, events: list[tuple[ConnectionEvent, datetime]]
+) -> list[dict[str, str] | None]:
+    """POST /connection/batch: every event or none (a failing one rolls the others back, naming its item)."""
+    answers = []
+    for index, (event, now) in enumerate(events):
+        with batch_item(index):
+            answers.append(connection_event_record(session=session, event=event, now=now))
+    return answers
 
 
 def _connection_add(*, session: Session, event: AddConnectionIn, now: datetime) -> dict[str, str]:

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from metrics.models import App, GenericEvent, Organization
+from metrics.services.dashboard import dashboard_token_create
 from metrics.tasks import stats_purge_expired
 from metrics.testing import stats_payload
 
@@ -17,8 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def token_client(user) -> Client:
-    token, _ = Token.objects.get_or_create(user=user)
-    return Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return Client(HTTP_AUTHORIZATION=f"Token {dashboard_token_create(user=user)}")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from metrics import tokens
 from metrics.errors import MESSAGES
-from metrics.models import App, Conference
+from metrics.models import App, Conference, Connection, GenericEvent
 from metrics.testing import stats_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,7 +78,9 @@ def test_tokens(app, sdk, settings):
     assert sdk.post("sessions", {"token": unsigned}, token=False) == error("invalid_token")
     expired = tokens.issue("init", {"p": claims["p"], "c": claims["c"]}, lifetime=-10)
     assert sdk.post("sessions", {"token": expired}, token=False) == error("expired_token")
-    unknown = tokens.init_token(participant_id=claims["p"], conference_id="00000000-0000-0000-0000-000000000000")
+    unknown = tokens.init_token(
+        participant_id=claims["p"], conference_id="00000000-0000-0000-0000-000000000000", key_generation=0
+    )
     assert sdk.post("sessions", {"token": unknown}, token=False) == error("invalid_token")
     # An init token is not a session token and vice versa.
     assert sdk.post("events/browser", {"token": init_token, "eventName": "custom"}, token=False) == error(
@@ -157,21 +159,17 @@ def test_event_errors(app, sdk_factory):
 
 def test_connection_batch_reference_and_sdk_shapes(app, sdk):
     sdk.join(app.api_key, "room-1", "alice")
-    status, body = sdk.post(
-        "connection/batch",
-        {
-            "delta": 100,
-            "data": [
-                {"eventName": "addConnection", "peerId": "bob"},
-                {"eventName": "addConnection", "peerId": "alice"},
-                "junk",
-            ],
-        },
-    )
+    batch = [{"eventName": "addConnection", "peerId": "bob"}, {"eventName": "addConnection", "peerId": "alice"}]
+    # All or nothing: the failing item refuses the request, named, and the first is not kept.
+    assert sdk.post("connection/batch", {"delta": 100, "data": batch}) == error("participant_equal_peer")
+    assert sdk.last_detail.startswith("data[1]: ")
+    assert sdk.post("connection/batch", {"data": [batch[0], "junk"]})[1]["error_code"] == "invalid_parameters"
+    assert sdk.last_detail == "data[1]: an event must be an object"
+    assert not Connection.objects.exists() and not GenericEvent.objects.filter(category="C").exists()
+    status, body = sdk.post("connection/batch", {"delta": 100, "data": batch[:1]})
     assert status == 200
-    first, second, third = body["data"]
+    (first,) = body["data"]
     assert set(first) == {"peer_id", "connection_id"}
-    assert second["error_code"] == "participant_equal_peer" and third["error_code"] == "invalid_parameters"
     # The SDK's bare array carries no token.
     assert sdk.post(
         "connection/batch", [{"eventName": "onnegotiationneeded", "peerId": "bob", "timeDelta": 1}], token=False
