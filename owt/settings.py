@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from owt.secret_key import DEVELOPMENT_SECRET_KEY, read_file
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Runtime state (SQLite file, broker folders, beat schedule). Importing the settings creates
 # nothing: each folder is made where it is first needed (owt.db.sqlite3, owt.celery, runplatform).
@@ -31,8 +33,19 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-# The embedded default key is only for a developer's machine; production sets SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY", "owt-embedded-insecure-key-change-me-in-production-0123456789")
+# --- Secrets and deployment mode (docs/security) ----------------------------------
+# "production" turns the secret checks (owt/checks.py) into errors that stop every server;
+# "embedded" (bin/run, the tests) only warns.
+OWT_ENV = os.environ.get("OWT_ENV", "embedded")
+# The environment's key, else the one bin/run generated on first start, else the public
+# development key (reported by the checks). Signing and encryption keys are derived from it per
+# purpose (owt/keys.py). SECRET_KEY_FALLBACKS: old keys, comma-separated, that still verify and
+# decrypt after a rotation until `manage.py owt_reencrypt_secrets` has moved the stored secrets.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+SECRET_KEY = os.environ.get("SECRET_KEY") or read_file(SECRET_KEY_FILE) or DEVELOPMENT_SECRET_KEY
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+# Served over TLS (HTTPS behind a proxy or daphne's own TLS): HSTS, secure cookies, CSP (below).
+OWT_TLS = env_bool("OWT_TLS", False)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
