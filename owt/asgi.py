@@ -11,7 +11,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from metrics.asgi import StatsIngestASGI  # noqa: E402
+from owt.checks import refuse_insecure_start  # noqa: E402
 from streamengine.routing import websocket_urlpatterns  # noqa: E402
+
+refuse_insecure_start()  # daphne runs no system checks: a production portal stops here on a bad key
 
 application = ProtocolTypeRouter(
     {
