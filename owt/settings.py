@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
 from owt.secret_key import DEVELOPMENT_SECRET_KEY, read_file
 
@@ -342,3 +343,40 @@ PORTAL_STATS = {
     for name, value in os.environ.items()
     if name.startswith("PORTAL_STATS_")
 }
+
+# --- Served over TLS (OWT_TLS=1; docs/security) -----------------------------------------
+# TLS ends at a proxy that sets X-Forwarded-Proto (and drops a client's own), or at daphne.
+# Off (embedded HTTP), none of this is set and the pages work on plain http://.
+OWT_PORTAL_SECURE = env_bool("OWT_PORTAL_SECURE", OWT_TLS)
+if OWT_TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]  # load balancers probe over plain HTTP
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    CSRF_COOKIE_HTTPONLY = True  # no page script reads it (forms carry the token)
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware"
+    )
+    INSTALLED_APPS.append("csp")
+    # The admin, the demo and the dashboard: everything from this origin, scripts only from
+    # files or with the page's nonce; inline <style> blocks stay allowed; signaling WebSockets
+    # to the portal host written into room tokens.
+    CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {
+            "default-src": [SELF],
+            "script-src": [SELF, NONCE],
+            "style-src": [SELF, UNSAFE_INLINE],
+            "img-src": [SELF, "data:"],
+            "connect-src": [SELF, f"wss://{OWT_PORTAL_HOST}"],
+            "object-src": [NONE],
+            "base-uri": [SELF],
+            "form-action": [SELF],
+            "frame-ancestors": [NONE],
+            "upgrade-insecure-requests": True,
+        }
+    }
+# SameSite=Lax (Django's default, kept explicit): no session or CSRF cookie on cross-site posts.
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
