@@ -8,7 +8,13 @@ import base64
 import hashlib
 import hmac
 import io
+import json
 import logging
+import os
+import signal
+import stat
+import subprocess
+import sys
 import time
 
 import jwt
@@ -16,7 +22,9 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
+from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from conference import crypto
@@ -25,7 +33,9 @@ from conference.services import room_create, service_create
 from metrics import tokens as metrics_tokens
 from metrics.errors import PeermetricsError
 from owt import keys, mauth
-from owt.secret_key import DEVELOPMENT_SECRET_KEY
+from owt.checks import check_secret_key, refuse_insecure_start
+from owt.localserver import ROOT, free_port, portal_env
+from owt.secret_key import DEVELOPMENT_SECRET_KEY, create_file, read_file
 from streamengine import services as engine
 from streamengine.exceptions import InvalidToken as InvalidRoomToken
 from streamengine.models import Domain
@@ -209,3 +219,137 @@ def test_peermetrics_jwt_signed_before_a_rotation_verifies_through_the_fallback(
         assert metrics_tokens.verify("session", token, ("s",))["s"] == "7"
     with override_settings(SECRET_KEY=NEW_KEY, SECRET_KEY_FALLBACKS=[]), pytest.raises(PeermetricsError):
         metrics_tokens.verify("session", token, ("s",))
+
+
+# --- the checks -----------------------------------------------------------------------------
+
+
+def test_production_on_the_development_key_is_a_check_error():
+    with override_settings(OWT_ENV="production", SECRET_KEY=DEVELOPMENT_SECRET_KEY):
+        with pytest.raises(SystemCheckError, match="owt.E001"):
+            call_command("check", "--deploy")
+        with pytest.raises(ImproperlyConfigured, match="owt.E001"):
+            refuse_insecure_start()
+    with override_settings(OWT_ENV="production", SECRET_KEY=NEW_KEY, SECRET_KEY_FALLBACKS=[DEVELOPMENT_SECRET_KEY]):
+        assert [message.id for message in check_secret_key()] == ["owt.E001"]
+    with override_settings(OWT_ENV="production", SECRET_KEY=NEW_KEY, SECRET_KEY_FALLBACKS=[OLD_KEY]):
+        assert check_secret_key() == []
+        refuse_insecure_start()
+
+
+def test_embedded_on_the_development_key_warns_and_a_mistyped_env_is_an_error(caplog):
+    with override_settings(OWT_ENV="embedded", SECRET_KEY=DEVELOPMENT_SECRET_KEY), caplog.at_level(logging.WARNING):
+        assert [message.id for message in check_secret_key()] == ["owt.W001"]
+        refuse_insecure_start()
+    assert any("owt.W001" in record.getMessage() for record in caplog.records)
+    with override_settings(OWT_ENV="prod", SECRET_KEY=NEW_KEY):
+        assert [message.id for message in check_secret_key()] == ["owt.E002"]
+
+
+# --- the embedded key file and the production settings, in real processes ---------------------
+
+
+def run_python(env: dict, code: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    return completed.stdout
+
+
+def test_key_file_is_private_never_replaced_and_read_by_the_settings(tmp_path):
+    path = tmp_path / "var" / "secret_key"
+    key = create_file(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(key) >= 50
+    with pytest.raises(FileExistsError):
+        create_file(path)
+    assert read_file(path) == key and read_file(tmp_path / "missing") == ""
+    env = portal_env(tmp_path / "var")
+    env.pop("SECRET_KEY", None)
+    read = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
+    assert run_python(env, read).strip() == key
+
+
+def test_first_embedded_start_generates_the_key_and_encrypts_under_it(tmp_path):
+    env = {**portal_env(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env.pop("SECRET_KEY", None)
+    command = [sys.executable, "manage.py", "runplatform", "--no-worker", "--no-beat", "--port", str(free_port())]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        process.send_signal(signal.SIGINT)  # as Ctrl-C: runplatform stops its children
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # the group this test started, on failure only
+    output = "".join(lines)
+    assert "generated SECRET_KEY" in output and "owt.W001" not in output
+    key = read_file(tmp_path / "secret_key")
+    super_key = next(line.split(": ", 1)[1].strip() for line in lines if line.startswith("OWT super service key"))
+    stored = run_python(
+        env,
+        "import django; django.setup(); from conference.models import Service; "
+        "print(Service.objects.get(is_super=True).key_encrypted)",
+    ).strip()
+    assert Fernet(base64.urlsafe_b64encode(hkdf(key, "owt-service-key-encryption"))).decrypt(stored.encode()) == (
+        super_key.encode()
+    )
+
+
+PRODUCTION = {"OWT_ENV": "production", "OWT_TLS": "1", "SECRET_KEY": NEW_KEY, "ALLOWED_HOSTS": "owt.example.org"}
+
+
+def test_production_with_tls_passes_check_deploy(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT, env=portal_env(tmp_path, **PRODUCTION), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert "no issues" in completed.stdout
+
+
+def test_tls_headers_cookies_and_csp(tmp_path):
+    code = """
+import json, django
+django.setup()
+from django.test import Client
+from django.test.utils import setup_test_environment
+setup_test_environment()
+c = Client(HTTP_HOST="owt.example.org")
+plain = c.get("/admin/login/")
+health = c.get("/health/")
+login = c.get("/admin/login/", secure=True)
+forwarded = c.get("/admin/login/", HTTP_X_FORWARDED_PROTO="https")
+from django.contrib.auth import get_user_model
+c.force_login(get_user_model().objects.create_superuser("staff", "staff@localhost", "pw"))
+dashboard = c.get("/metrics/v1/dashboard", secure=True)
+print(json.dumps({
+    "plain": [plain.status_code, plain.get("Location")],
+    "health": health.status_code,
+    "hsts": login.get("Strict-Transport-Security"),
+    "csp": login.get("Content-Security-Policy"),
+    "cookie": login.cookies["csrftoken"].output(),
+    "forwarded": forwarded.status_code,
+    "dashboard_csp": dashboard.get("Content-Security-Policy"),
+    "dashboard": dashboard.content.decode(),
+}))
+"""
+    env = portal_env(tmp_path, **PRODUCTION)
+    run_python(env, "import django; django.setup(); from django.core.management import call_command; "
+               "call_command('migrate', verbosity=0)")  # fmt: skip
+    seen = json.loads(run_python(env, code))
+    assert seen["plain"] == [301, "https://owt.example.org/admin/login/"]
+    assert seen["health"] != 301
+    assert seen["forwarded"] == 200  # TLS ended at the proxy
+    assert seen["hsts"] == "max-age=31536000; includeSubDomains; preload"
+    assert "default-src 'self'" in seen["csp"] and "frame-ancestors 'none'" in seen["csp"]
+    assert "'unsafe-inline'" not in seen["csp"].split("script-src")[1].split(";")[0]
+    cookie = seen["cookie"].lower()
+    assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+    nonce = seen["dashboard_csp"].split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">' in seen["dashboard"]

@@ -50,6 +50,10 @@ class Command(BaseCommand):
         admin_line = self.bootstrap_admin()
         call_command("owt_bootstrap")  # prints the OWT super service id and key
 
+        # Before the first child exists: a Ctrl-C during start-up must stop them too, not orphan them.
+        self.stopping = False
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
         python = sys.executable
         base = str(settings.BASE_DIR)
         children: dict[str, subprocess.Popen] = {}
@@ -113,22 +117,17 @@ class Command(BaseCommand):
             return f"user admin, password {password_file.read_text().strip()}"
         return "existing superuser"
 
+    def request_stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
     def supervise(self, children: dict[str, subprocess.Popen]) -> None:
-        stopping = False
-
-        def request_stop(signum: int, frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
         exit_code = 0
-        while not stopping:
+        while not self.stopping:
             for name, child in children.items():
                 if child.poll() is not None:
                     self.stderr.write(f"{name} exited with code {child.returncode}; stopping the platform")
                     exit_code = child.returncode or 1
-                    stopping = True
+                    self.stopping = True
                     break
             time.sleep(0.5)
         self.stdout.write("stopping…")
