@@ -276,7 +276,7 @@ MEDIA_NODE_HEARTBEAT_SECONDS = float(os.environ.get("MEDIA_NODE_HEARTBEAT_SECOND
 # --- OWT ------------------------------------------------------------------------
 # Where clients reach this portal; written into room tokens ("host" and "secure").
 OWT_PORTAL_HOST = os.environ.get("OWT_PORTAL_HOST", "127.0.0.1:8000")
-OWT_PORTAL_SECURE = env_bool("OWT_PORTAL_SECURE", False)
+OWT_PORTAL_SECURE = env_bool("OWT_PORTAL_SECURE", OWT_TLS)
 OWT_TOKEN_LIFETIME_SECONDS = int(os.environ.get("OWT_TOKEN_LIFETIME_SECONDS", "180"))
 
 # --- Logging ------------------------------------------------------------------------
@@ -347,7 +347,6 @@ PORTAL_STATS = {
 # --- Served over TLS (OWT_TLS=1; docs/security) -----------------------------------------
 # TLS ends at a proxy that sets X-Forwarded-Proto (and drops a client's own), or at daphne.
 # Off (embedded HTTP), none of this is set and the pages work on plain http://.
-OWT_PORTAL_SECURE = env_bool("OWT_PORTAL_SECURE", OWT_TLS)
 if OWT_TLS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True

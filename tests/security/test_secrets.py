@@ -317,6 +317,7 @@ def test_tls_headers_cookies_and_csp(tmp_path):
     code = """
 import json, django
 django.setup()
+from django.conf import settings
 from django.test import Client
 from django.test.utils import setup_test_environment
 setup_test_environment()
@@ -337,6 +338,7 @@ print(json.dumps({
     "forwarded": forwarded.status_code,
     "dashboard_csp": dashboard.get("Content-Security-Policy"),
     "dashboard": dashboard.content.decode(),
+    "room_tokens_secure": settings.OWT_PORTAL_SECURE,
 }))
 """
     env = portal_env(tmp_path, **PRODUCTION)
@@ -353,3 +355,4 @@ print(json.dumps({
     assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     nonce = seen["dashboard_csp"].split("'nonce-")[1].split("'")[0]
     assert f'<script nonce="{nonce}">' in seen["dashboard"]
+    assert seen["room_tokens_secure"] is True
