@@ -1,7 +1,9 @@
 """Encryption at rest for secrets the server must read back (service keys, SIP passwords).
 
-Fernet with keys derived from ``SECRET_KEY`` and then ``SECRET_KEY_FALLBACKS``, so a key
-rotation keeps old ciphertexts readable (re-encrypt them by saving again).
+Fernet under the HKDF key of purpose ``owt-service-key-encryption`` (``owt.keys``) of
+``SECRET_KEY``; decryption also tries the keys of ``SECRET_KEY_FALLBACKS`` (MultiFernet), so a
+rotated ``SECRET_KEY`` keeps old ciphertexts readable until ``manage.py owt_reencrypt_secrets``
+rewrites them under the current key.
 """
 
 from __future__ import annotations
@@ -11,22 +13,36 @@ import hashlib
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.conf import settings
 
-PURPOSE = b"owt.conference.secrets"
+from owt import keys
+
+PURPOSE = "owt-service-key-encryption"
+# Before HKDF the Fernet key was sha256(LEGACY_PURPOSE + secret): still read, never written,
+# so data stored by earlier versions decrypts until owt_reencrypt_secrets moves it.
+LEGACY_PURPOSE = b"owt.conference.secrets"
 
 
-def _fernet_for(secret: str) -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(PURPOSE + secret.encode()).digest()))
+class UndecryptableSecret(Exception):
+    """No configured key (``SECRET_KEY``, ``SECRET_KEY_FALLBACKS``) decrypts a stored secret."""
+
+    def __init__(self, holders: str = "") -> None:
+        what = f"the stored secrets of {holders}" if holders else "this secret"
+        super().__init__(f"no key of SECRET_KEY or SECRET_KEY_FALLBACKS decrypts {what}")
+
+
+def _legacy_fernet(secret: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(LEGACY_PURPOSE + secret.encode()).digest()))
 
 
 @lru_cache(maxsize=4)
-def _cipher(secret: str, fallbacks: tuple[str, ...]) -> MultiFernet:
-    return MultiFernet([_fernet_for(secret), *(_fernet_for(item) for item in fallbacks)])
+def _cipher(secrets: tuple[str, ...]) -> MultiFernet:
+    current = [Fernet(base64.urlsafe_b64encode(keys.derive(secret, PURPOSE))) for secret in secrets]
+    # MultiFernet encrypts with the first key only: the current SECRET_KEY's HKDF key.
+    return MultiFernet([*current, *(_legacy_fernet(secret) for secret in secrets)])
 
 
 def cipher() -> MultiFernet:
-    return _cipher(settings.SECRET_KEY, tuple(getattr(settings, "SECRET_KEY_FALLBACKS", ())))
+    return _cipher(keys.configured_secrets())
 
 
 def encrypt(text: str) -> str:
@@ -34,13 +50,21 @@ def encrypt(text: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _decrypt(token: str, secret: str) -> str:
-    return cipher().decrypt(token.encode()).decode()
+def _decrypt(token: str, secrets: tuple[str, ...]) -> str:
+    return _cipher(secrets).decrypt(token.encode()).decode()
 
 
 def decrypt(token: str) -> str:
     """Plain text of ``token``; cached because MAuth decrypts the same key on every request."""
     try:
-        return _decrypt(token, settings.SECRET_KEY)
+        return _decrypt(token, keys.configured_secrets())
     except InvalidToken as exc:
-        raise ValueError("secret cannot be decrypted with the current SECRET_KEY") from exc
+        raise UndecryptableSecret() from exc
+
+
+def reencrypt(token: str) -> str:
+    """``token``'s secret encrypted again under the current ``SECRET_KEY`` (key rotation)."""
+    try:
+        return cipher().rotate(token.encode()).decode()
+    except InvalidToken as exc:
+        raise UndecryptableSecret() from exc

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db.models import Prefetch, QuerySet
 
-from conference.crypto import decrypt
+from conference.crypto import UndecryptableSecret, decrypt
 from conference.exceptions import PermissionDenied, RoomNotFound, ServiceNotFound
 from conference.models import Room, Service
+from owt.mauth import MAuthFailed
+
+logger = logging.getLogger(__name__)
 
 
 def service_find(*, service_id: str) -> Service | None:
@@ -19,7 +24,17 @@ def mauth_credentials(service_id: str) -> tuple[Service, str] | None:
     service = service_find(service_id=service_id)
     if service is None:
         return None
-    return service, decrypt(service.key_encrypted)
+    try:
+        return service, decrypt(service.key_encrypted)
+    except UndecryptableSecret:
+        # SECRET_KEY rotated without the old key in SECRET_KEY_FALLBACKS: the operator's fault,
+        # so the log says what to fix and the caller gets MAuth's 401, not a 500.
+        logger.error(
+            "MAuth: the stored key of service %s decrypts under no key of SECRET_KEY or SECRET_KEY_FALLBACKS "
+            "(was SECRET_KEY changed without keeping the old one in SECRET_KEY_FALLBACKS?)",
+            service.id,
+        )
+        raise MAuthFailed("MAuth: this server cannot read the service's key") from None
 
 
 def service_list() -> QuerySet[Service]:

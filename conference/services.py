@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
 from conference import roomconfig
-from conference.crypto import decrypt, encrypt
+from conference.crypto import UndecryptableSecret, decrypt, encrypt, reencrypt
 from conference.exceptions import EngineFailure, InvalidRequest, PermissionDenied, ServiceNotFound
 from conference.models import Room, Service
 from streamengine import services as engine
@@ -130,3 +130,39 @@ def token_create(*, room: Room, user: object, role: object, preference: object =
     if not isinstance(user, str) or not user or not isinstance(role, str) or not role:
         raise InvalidRequest("Name or role not valid")
     return engine.token_create(domain_id=room.id, user=user, role=role, origin=preference)
+
+
+# --- key rotation ----------------------------------------------------------------------
+
+
+def secrets_reencrypt() -> int:
+    """Encrypt every stored secret (service keys, rooms' SIP passwords) again under the current
+    ``SECRET_KEY``, so the old key can leave ``SECRET_KEY_FALLBACKS``; returns how many.
+
+    All or nothing: if any secret decrypts under no configured key, nothing is written and
+    :class:`UndecryptableSecret` names the services and rooms that hold one.
+    """
+    unreadable: list[str] = []
+    count = 0
+    with transaction.atomic():
+        for service in Service.objects.select_for_update().order_by("id"):
+            try:
+                service.key_encrypted = reencrypt(service.key_encrypted)
+            except UndecryptableSecret:
+                unreadable.append(f"service {service.id}")
+                continue
+            service.save(update_fields=["key_encrypted"])
+            count += 1
+        rooms = Room.objects.select_for_update().filter(config__sip__password__has_key="encrypted").order_by("id")
+        for room in rooms:
+            password = room.config["sip"]["password"]
+            try:
+                password["encrypted"] = reencrypt(password["encrypted"])
+            except UndecryptableSecret:
+                unreadable.append(f"room {room.id}")
+                continue
+            room.save(update_fields=["config", "updated_at"])
+            count += 1
+        if unreadable:
+            raise UndecryptableSecret(", ".join(unreadable))
+    return count

@@ -11,8 +11,6 @@ count as generation 0, so they live only until the app's first reset).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from typing import Any
 
@@ -20,23 +18,26 @@ import jwt
 from django.conf import settings
 
 from metrics.errors import PeermetricsError
+from owt import keys
 
 ALGORITHM = "HS256"
 
 
-def _secret(kind: str) -> bytes:
+def _secrets(kind: str) -> list[bytes]:
+    """The signing key first, then the keys that still verify (SECRET_KEY_FALLBACKS)."""
     configured = getattr(settings, f"METRICS_{kind.upper()}_TOKEN_SECRET", "")
     if configured:
-        return configured.encode()
-    # Derived from SECRET_KEY so every worker agrees and a restart keeps tokens valid.
-    return hmac.new(settings.SECRET_KEY.encode(), f"metrics.{kind}-token".encode(), hashlib.sha256).digest()
+        return [configured.encode()]
+    # HKDF keys of SECRET_KEY (purpose peermetrics-init-jwt / peermetrics-session-jwt), so
+    # every worker agrees and a restart keeps tokens valid.
+    return keys.verifying_keys(f"peermetrics-{kind}-jwt")
 
 
 def issue(kind: str, claims: dict[str, str], *, lifetime: int | None = None) -> str:
     now = time.time()
     ttl = settings.METRICS_TOKEN_LIFETIME_SECONDS if lifetime is None else lifetime
     payload = {**claims, "typ": kind, "t": now, "iat": int(now), "exp": int(now + ttl)}
-    return jwt.encode(payload, _secret(kind), algorithm=ALGORITHM)
+    return jwt.encode(payload, _secrets(kind)[0], algorithm=ALGORITHM)
 
 
 def verify(kind: str, token: Any, required: tuple[str, ...]) -> dict[str, Any]:
@@ -45,14 +46,7 @@ def verify(kind: str, token: Any, required: tuple[str, ...]) -> dict[str, Any]:
         raise PeermetricsError("missing_token")
     if not isinstance(token, str):
         raise PeermetricsError("invalid_token")
-    try:
-        claims = jwt.decode(
-            token, _secret(kind), algorithms=[ALGORITHM], options={"require": ["exp", "typ", *required]}
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise PeermetricsError("expired_token") from exc
-    except jwt.PyJWTError as exc:
-        raise PeermetricsError("invalid_token") from exc
+    claims = _decode(token, _secrets(kind), required)
     if claims.get("typ") != kind:
         raise PeermetricsError("invalid_token")
     return claims
@@ -62,6 +56,21 @@ def verify_generation(claims: dict[str, Any], key_generation: int) -> None:
     """``invalid_token`` for a token issued before the app's key was last reset."""
     if claims.get("g", 0) != key_generation:
         raise PeermetricsError("invalid_token")
+
+
+def _decode(token: str, secrets: list[bytes], required: tuple[str, ...]) -> dict[str, Any]:
+    """Claims under the first key whose signature matches (tokens issued before a rotation
+    verify under SECRET_KEY_FALLBACKS until they expire)."""
+    for secret in secrets:
+        try:
+            return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "typ", *required]})
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.ExpiredSignatureError as exc:
+            raise PeermetricsError("expired_token") from exc
+        except jwt.PyJWTError as exc:
+            raise PeermetricsError("invalid_token") from exc
+    raise PeermetricsError("invalid_token")
 
 
 def init_token(*, participant_id: str, conference_id: str, key_generation: int) -> str:

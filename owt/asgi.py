@@ -10,7 +10,10 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from metrics.asgi import StatsIngestASGI  # noqa: E402
+from owt.checks import refuse_insecure_start  # noqa: E402
 from streamengine.routing import websocket_application  # noqa: E402
+
+refuse_insecure_start()  # daphne runs no system checks: a production portal stops here on a bad key
 
 application = ProtocolTypeRouter(
     {

@@ -7,7 +7,7 @@ Queues: ``media`` for jobs that decode/encode or last as long as a recording,
 import os
 from pathlib import Path
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "owt.settings")
 
@@ -29,6 +29,20 @@ def make_embedded_folders(sender: Celery, source, **kwargs) -> None:
     backend = source.result_backend
     if isinstance(backend, str) and backend.startswith("file://"):
         Path(backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def check_secrets(**kwargs) -> None:
+    """Celery runs no system checks: a production worker or beat stops here on a bad key."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from owt.checks import refuse_insecure_start
+
+    try:
+        refuse_insecure_start()
+    except ImproperlyConfigured as exc:
+        raise SystemExit(str(exc)) from exc  # Celery logs and ignores a receiver's Exception
 
 
 @app.task(name="owt.ping")

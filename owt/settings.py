@@ -13,6 +13,9 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
+
+from owt.secret_key import DEVELOPMENT_SECRET_KEY, read_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Runtime state (SQLite file, broker folders, beat schedule). Importing the settings creates
@@ -31,8 +34,19 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-# The embedded default key is only for a developer's machine; production sets SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY", "owt-embedded-insecure-key-change-me-in-production-0123456789")
+# --- Secrets and deployment mode (docs/security) ----------------------------------
+# "production" turns the secret checks (owt/checks.py) into errors that stop every server;
+# "embedded" (bin/run, the tests) only warns.
+OWT_ENV = os.environ.get("OWT_ENV", "embedded")
+# The environment's key, else the one bin/run generated on first start, else the public
+# development key (reported by the checks). Signing and encryption keys are derived from it per
+# purpose (owt/keys.py). SECRET_KEY_FALLBACKS: old keys, comma-separated, that still verify and
+# decrypt after a rotation until `manage.py owt_reencrypt_secrets` has moved the stored secrets.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+SECRET_KEY = os.environ.get("SECRET_KEY") or read_file(SECRET_KEY_FILE) or DEVELOPMENT_SECRET_KEY
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+# Served over TLS (HTTPS behind a proxy or daphne's own TLS): HSTS, secure cookies, CSP (below).
+OWT_TLS = env_bool("OWT_TLS", False)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -262,7 +276,7 @@ MEDIA_NODE_HEARTBEAT_SECONDS = float(os.environ.get("MEDIA_NODE_HEARTBEAT_SECOND
 # --- OWT ------------------------------------------------------------------------
 # Where clients reach this portal; written into room tokens ("host" and "secure").
 OWT_PORTAL_HOST = os.environ.get("OWT_PORTAL_HOST", "127.0.0.1:8000")
-OWT_PORTAL_SECURE = env_bool("OWT_PORTAL_SECURE", False)
+OWT_PORTAL_SECURE = env_bool("OWT_PORTAL_SECURE", OWT_TLS)
 OWT_TOKEN_LIFETIME_SECONDS = int(os.environ.get("OWT_TOKEN_LIFETIME_SECONDS", "180"))
 
 # --- Logging ------------------------------------------------------------------------
@@ -368,3 +382,39 @@ SIGNALING_MAX_FRAME_LENGTH = int(os.environ.get("SIGNALING_MAX_FRAME_LENGTH", st
 # Web pages allowed to open the signaling socket (scheme://host[:port], comma-separated); "*"
 # (the default, like OWT) allows any. Clients that send no Origin (native SDKs) are always let in.
 SIGNALING_ALLOWED_ORIGINS = env_list("SIGNALING_ALLOWED_ORIGINS", "*")
+
+# --- Served over TLS (OWT_TLS=1; docs/security) -----------------------------------------
+# TLS ends at a proxy that sets X-Forwarded-Proto (and drops a client's own), or at daphne.
+# Off (embedded HTTP), none of this is set and the pages work on plain http://.
+if OWT_TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]  # load balancers probe over plain HTTP
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    CSRF_COOKIE_HTTPONLY = True  # no page script reads it (forms carry the token)
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware"
+    )
+    INSTALLED_APPS.append("csp")
+    # The admin, the demo and the dashboard: everything from this origin, scripts only from
+    # files or with the page's nonce; inline <style> blocks stay allowed; signaling WebSockets
+    # to the portal host written into room tokens.
+    CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {
+            "default-src": [SELF],
+            "script-src": [SELF, NONCE],
+            "style-src": [SELF, UNSAFE_INLINE],
+            "img-src": [SELF, "data:"],
+            "connect-src": [SELF, f"wss://{OWT_PORTAL_HOST}"],
+            "object-src": [NONE],
+            "base-uri": [SELF],
+            "form-action": [SELF],
+            "frame-ancestors": [NONE],
+            "upgrade-insecure-requests": True,
+        }
+    }
+# SameSite=Lax (Django's default, kept explicit): no session or CSRF cookie on cross-site posts.
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"

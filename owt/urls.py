@@ -1,18 +1,29 @@
 """Root URL map: each API under its own prefix, plus admin, schema and health."""
 
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from owt.views import HealthView, admin_login
+
+# Swagger UI and ReDoc load from a CDN; only their pages may (OWT_TLS's CSP, owt/settings.py).
+# The split view serves Swagger UI's init script as a file, so no inline script is needed.
+DOCS_CDN = {
+    "script-src": ["https://cdn.jsdelivr.net"],
+    "style-src": ["https://cdn.jsdelivr.net", "https://fonts.googleapis.com"],
+    "font-src": ["https://fonts.gstatic.com"],
+    "img-src": ["https://cdn.jsdelivr.net"],
+    "worker-src": ["blob:"],
+}
 
 urlpatterns = [
     # Before the admin's own routes: the same login view with a lockout (owt.views.admin_login).
     path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/docs/", csp_update(DOCS_CDN)(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="swagger-ui"),
+    path("api/redoc/", csp_update(DOCS_CDN)(SpectacularRedocView.as_view(url_name="schema")), name="redoc"),
     path("health/", HealthView.as_view(), name="health"),
     # OWT stream engine (/v1.1/stream-engine/...) before conference's /v1.1/ routes.
     path("", include("streamengine.urls")),

@@ -2,9 +2,10 @@
 
 Clients decode it to find the portal (``host``, ``secure``), so the shape and key order
 are the reference server's. The signature is ours: base64(hex(HMAC-SHA256(key,
-"tokenId,host"))) with a key derived from ``SECRET_KEY``, so it survives restarts and
-every portal process verifies it (the reference signs the literal text ``undefined`` and
-regenerates its key at each start; we fix both).
+"tokenId,host"))) with the HKDF key of purpose ``owt-room-token`` (``owt.keys``), so it
+survives restarts and every portal process verifies it (the reference signs the literal text
+``undefined`` and regenerates its key at each start; we fix both). Tokens signed before a
+``SECRET_KEY`` rotation verify under ``SECRET_KEY_FALLBACKS`` until they expire.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from django.conf import settings
-
+from owt import keys
 from streamengine.exceptions import InvalidToken
 
-
-def token_key() -> bytes:
-    return hmac.new(settings.SECRET_KEY.encode(), b"owt.streamengine.token-key", hashlib.sha256).digest()
+PURPOSE = "owt-room-token"
 
 
 def sign(token_id: str, host: str, key: bytes | None = None) -> str:
-    digest = hmac.new(key or token_key(), f"{token_id},{host}".encode(), hashlib.sha256).hexdigest()
+    """The signature under ``key``, by default the current ``SECRET_KEY``'s."""
+    digest = hmac.new(key or keys.signing_key(PURPOSE), f"{token_id},{host}".encode(), hashlib.sha256).hexdigest()
     return base64.b64encode(digest.encode()).decode()
 
 
@@ -51,5 +50,7 @@ class TokenString:
         return parsed
 
     def verify(self) -> None:
-        if not hmac.compare_digest(self.signature.encode(), sign(self.token_id, self.host).encode()):
+        signature = self.signature.encode()
+        candidates = (sign(self.token_id, self.host, key).encode() for key in keys.verifying_keys(PURPOSE))
+        if not any(hmac.compare_digest(signature, candidate) for candidate in candidates):
             raise InvalidToken()

@@ -20,11 +20,15 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from owt.secret_key import create_file
+
 STOP_GRACE_SECONDS = 15
 
 
 class Command(BaseCommand):
     help = "Run portal + worker + beat in one command (migrating and bootstrapping on first start)."
+    # Checked in handle(), once the first start has its own SECRET_KEY.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("OWT_BIND_HOST", "127.0.0.1"))
@@ -34,6 +38,9 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=1, help="Processes of the data worker")
 
     def handle(self, *args, **options) -> None:
+        if not os.environ.get("SECRET_KEY") and not settings.SECRET_KEY_FILE.exists():
+            self.generate_secret_key()
+        self.check()
         # Runtime state (admin password, beat schedule) and the static root WhiteNoise serves
         # from: made here on a fresh checkout, not at settings import.
         for folder in (settings.VAR_DIR, settings.STATIC_ROOT):
@@ -43,6 +50,10 @@ class Command(BaseCommand):
         admin_line = self.bootstrap_admin()
         call_command("owt_bootstrap")  # prints the OWT super service id and key
 
+        # Before the first child exists: a Ctrl-C during start-up must stop them too, not orphan them.
+        self.stopping = False
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
         python = sys.executable
         base = str(settings.BASE_DIR)
         children: dict[str, subprocess.Popen] = {}
@@ -81,6 +92,17 @@ class Command(BaseCommand):
         )
         self.supervise(children)
 
+    def generate_secret_key(self) -> None:
+        """First embedded start: a random SECRET_KEY kept in var/secret_key (0600), reused afterwards.
+
+        This process read its settings before the file existed, so it starts again on the new key
+        before anything (the super service's key) is encrypted under the development one.
+        """
+        create_file(settings.SECRET_KEY_FILE)
+        self.stdout.write(f"generated SECRET_KEY in {settings.SECRET_KEY_FILE} (keep it: it encrypts the service keys)")
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
     def bootstrap_admin(self) -> str:
         """Create the first superuser once; its password is printed then and kept under var/."""
         user_model = get_user_model()
@@ -95,22 +117,17 @@ class Command(BaseCommand):
             return f"user admin, password {password_file.read_text().strip()}"
         return "existing superuser"
 
+    def request_stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
     def supervise(self, children: dict[str, subprocess.Popen]) -> None:
-        stopping = False
-
-        def request_stop(signum: int, frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
         exit_code = 0
-        while not stopping:
+        while not self.stopping:
             for name, child in children.items():
                 if child.poll() is not None:
                     self.stderr.write(f"{name} exited with code {child.returncode}; stopping the platform")
                     exit_code = child.returncode or 1
-                    stopping = True
+                    self.stopping = True
                     break
             time.sleep(0.5)
         self.stdout.write("stopping…")
