@@ -90,16 +90,12 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         lifecycle.track_connection()
         try:
             await super().__call__(scope, receive, send)
-        except asyncio.CancelledError:
-            # The server is stopping (``lifecycle.shutdown``): leave now, no parking.
+        except BaseException as exc:
+            # The server is stopping (``lifecycle.shutdown`` cancels us), or a crash (e.g. the
+            # channel layer is unreachable) closed the socket with 1011 and no websocket.disconnect
+            # will reach us: leave now, no parking, rather than keep a ghost's seat.
             self.leaving = True
-            await self.disconnect(1001)
-            raise
-        except Exception:
-            # A crash (e.g. the channel layer is unreachable) closes the socket with 1011 and no
-            # websocket.disconnect ever reaches us: leave now rather than keep a ghost's seat.
-            self.leaving = True
-            await self.disconnect(1011)
+            await self.disconnect(1001 if isinstance(exc, asyncio.CancelledError) else 1011)
             raise
 
     async def connect(self) -> None:

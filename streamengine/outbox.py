@@ -36,12 +36,11 @@ class Outbox:
     # (channel or group, group?, encoded message), in the order queued.
     messages: list[tuple[str, bool, dict]] = field(default_factory=list)
 
-    def to_node(self, domain_id: str, command: protocol.NodeCommand) -> bool:
-        """Queue ``command`` for the node hosting the domain; False if it has no node."""
+    def to_node(self, domain_id: str, command: protocol.NodeCommand) -> None:
+        """Queue ``command`` for the node hosting the domain (none: the room has no live media)."""
         channel = Domain.objects.filter(id=domain_id).values_list("node__channel_name", flat=True).first()
         if channel:
             self.messages.append((channel, False, protocol.encode(command)))
-        return bool(channel)
 
     def to_group(self, group: str, message: protocol.SignalingMessage) -> None:
         self.messages.append((group, True, protocol.encode(message)))
@@ -60,8 +59,6 @@ class Outbox:
         self.to_group(protocol.participant_group(participant_id), protocol.Notify(event, data))
 
     async def deliver(self) -> None:
-        if not self.messages:
-            return
         layer = get_channel_layer()
         for target, is_group, message in self.messages:
             if is_group:
@@ -87,7 +84,8 @@ class EngineWrite(Generic[P, R]):
     async def acall(self, *args: P.args, **kwargs: P.kwargs) -> R:
         outbox = Outbox()
         result = await database_sync_to_async(self.body)(outbox, *args, **kwargs)
-        await outbox.deliver()
+        if outbox.messages:
+            await outbox.deliver()
         return result
 
 
