@@ -382,6 +382,10 @@ SIGNALING_MAX_FRAME_LENGTH = int(os.environ.get("SIGNALING_MAX_FRAME_LENGTH", st
 # Web pages allowed to open the signaling socket (scheme://host[:port], comma-separated); "*"
 # (the default, like OWT) allows any. Clients that send no Origin (native SDKs) are always let in.
 SIGNALING_ALLOWED_ORIGINS = env_list("SIGNALING_ALLOWED_ORIGINS", "*")
+# Engine.IO transports of /socket.io/ (the OWT JS SDK's framing). Polling, then the
+# WebSocket upgrade, is what unmodified SDK clients do; polling needs sticky sessions behind a
+# load balancer (docs/signaling.md), "websocket" alone suits clients that open it directly.
+SOCKETIO_TRANSPORTS = env_list("SOCKETIO_TRANSPORTS", "polling,websocket")
 
 # --- Served over TLS (OWT_TLS=1; docs/security) -----------------------------------------
 # TLS ends at a proxy that sets X-Forwarded-Proto (and drops a client's own), or at daphne.

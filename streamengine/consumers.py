@@ -1,11 +1,12 @@
-"""The signaling consumer: OWT client-portal protocol 1.2 over JSON WebSocket frames.
+"""The signaling session: OWT client-portal protocol 1.2, one implementation, two framings.
 
-Protocol translation only: a request frame is checked and turned into a call of the
-engine's write API (``services``, awaited with ``acall``); the platform's messages
-(``protocol``) become notifications. Wire format: docs/signaling.md. Handlers take the
+Protocol translation only: a request is checked and turned into a call of the engine's
+write API (``services``, awaited with ``acall``); the platform's messages (``protocol``)
+become notifications. :class:`SignalingSession` holds all of it and knows no framing:
+:class:`SignalingConsumer` carries it over JSON WebSocket frames (docs/signaling.md),
+``streamengine.sio`` over socket.io for the unmodified OWT JS SDK. Handlers take the
 request's ``data`` and return the ack data, or raise :class:`SignalingError` / a service
-``ApiError`` whose message becomes the ``error`` ack. Another framing (socket.io) can call
-:meth:`SignalingConsumer.dispatch_request`.
+``ApiError`` whose message becomes the ``error`` ack.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import json
 import logging
 import uuid
+from functools import partial
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -61,16 +63,37 @@ def _tracks(media: object, *, subscribe: bool) -> list[dict]:
                     entry[key] = track[key]
         else:
             entry["source"] = track.get("source") if isinstance(track.get("source"), str) else None
+        _require(not track.get("rid"), "Simulcast (rid layers) is not supported: publish a single encoding")
         tracks.append(entry)
     _require(len({t["mid"] for t in tracks}) == len(tracks), "Duplicate track mid")
     return tracks
 
 
-def _transport(data: dict) -> None:
+def _transport(data: dict) -> str | None:
+    """The transport the session joins (``transport.id``), or None for a new one."""
     transport = data.get("transport") or {"type": "webrtc"}
     _require(isinstance(transport, dict) and transport.get("type", "webrtc") == "webrtc", "Invalid transport type")
-    # One peer connection per session: sessions are answered by separate aiortc peer connections.
-    _require(not transport.get("id"), "Transport reuse is not supported; omit transport.id")
+    transport_id = transport.get("id")
+    _require(transport_id is None or (isinstance(transport_id, str) and bool(transport_id)), "Invalid transport id")
+    return transport_id
+
+
+def _subscription_changes(data: object) -> dict[str, dict]:
+    """``subscription-control update`` data → ``{kind: {from?, parameters?}}``."""
+    _require(isinstance(data, dict) and bool(data), "Invalid update data")
+    changes = {}
+    for kind, change in data.items():
+        _require(kind in ("audio", "video") and isinstance(change, dict), "Invalid update data")
+        entry = {}
+        if change.get("from") is not None:
+            _require(isinstance(change["from"], str) and bool(change["from"]), "Invalid update from")
+            entry["from"] = change["from"]
+        if change.get("parameters") is not None:
+            _require(kind == "video" and isinstance(change["parameters"], dict), "Invalid update parameters")
+            # The SDK sends every key, unset ones as null.
+            entry["parameters"] = {k: v for k, v in change["parameters"].items() if v is not None}
+        changes[kind] = entry
+    return changes
 
 
 def _session_id(data: object) -> str:
@@ -79,27 +102,35 @@ def _session_id(data: object) -> str:
     return session_id
 
 
-class SignalingConsumer(AsyncWebsocketConsumer):
+class SignalingSession:
+    """One client's signaling connection, whatever carries it.
+
+    A framing provides ``scope`` (the ASGI scope: client address for throttling),
+    ``channel_layer`` and ``channel_name`` (where the platform's messages reach this
+    session, dispatched to the ``engine_*`` handlers by their ``type``), and implements
+    :meth:`notify` and :meth:`close`; it calls :meth:`start` once connected,
+    :meth:`dispatch_request` per request and :meth:`disconnect` once gone.
+    """
+
     participant_id: str | None = None
     domain_id: str | None = None
     # Reconnection enabled for this client (its SDK reconnects) and not ended on purpose.
     reconnect = False
     leaving = False
+    closing = False
+    # The client keeps one transport (peer connection) for its later sessions (OWT JS SDK).
+    keeps_transports = False
+    scope: dict
+    channel_layer: object
+    channel_name: str
 
-    async def __call__(self, scope, receive, send) -> None:
-        lifecycle.track_connection()
-        try:
-            await super().__call__(scope, receive, send)
-        except BaseException as exc:
-            # The server is stopping (``lifecycle.shutdown`` cancels us), or a crash (e.g. the
-            # channel layer is unreachable) closed the socket with 1011 and no websocket.disconnect
-            # will reach us: leave now, no parking, rather than keep a ghost's seat.
-            self.leaving = True
-            await self.disconnect(1001 if isinstance(exc, asyncio.CancelledError) else 1011)
-            raise
+    async def notify(self, event: str, data: object = None) -> None:
+        raise NotImplementedError
 
-    async def connect(self) -> None:
-        await self.accept()
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
         self.closing = False
         self.login_timer = asyncio.get_running_loop().call_later(LOGIN_TIMEOUT_SECONDS, self._login_timeout)
         node = await ensure_embedded_node()
@@ -112,7 +143,8 @@ class SignalingConsumer(AsyncWebsocketConsumer):
             asyncio.ensure_future(self.close())
 
     async def disconnect(self, code: int) -> None:
-        self.login_timer.cancel()
+        if getattr(self, "login_timer", None) is not None:
+            self.login_timer.cancel()
         if self.participant_id is None:
             return
         participant_id, domain_id, self.participant_id = self.participant_id, self.domain_id, None
@@ -134,35 +166,6 @@ class SignalingConsumer(AsyncWebsocketConsumer):
             await services.participant_set_portal.acall(participant_id=participant_id, portal=parked.channel)
         else:
             await leave()
-
-    # --- frames ---------------------------------------------------------------------
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        request_id, valid = None, False
-        if len(text_data or "") <= settings.SIGNALING_MAX_FRAME_LENGTH:
-            try:
-                frame = json.loads(text_data or "")
-                request_id = frame.get("id") if isinstance(frame, dict) else None
-                valid = (
-                    isinstance(frame, dict) and frame.get("type") == "request" and isinstance(frame.get("event"), str)
-                )
-                valid = valid and isinstance(request_id, int) and not isinstance(request_id, bool)
-            except (ValueError, TypeError, RecursionError):  # RecursionError: nesting too deep to parse
-                valid = False
-        if not valid:
-            await self._send(
-                {
-                    "type": "ack",
-                    "id": request_id if isinstance(request_id, int) else None,
-                    "status": "error",
-                    "data": "Invalid frame",
-                }
-            )
-            return
-        status, data, after = await self.dispatch_request(frame["event"], frame.get("data"))
-        await self._send({"type": "ack", "id": request_id, "status": status, "data": data})
-        if after is not None:
-            await after()
 
     async def dispatch_request(self, event: str, data: object):
         """Run one request; returns ``(status, ack data, follow-up coroutine or None)``."""
@@ -186,13 +189,6 @@ class SignalingConsumer(AsyncWebsocketConsumer):
 
     async def _close_after(self) -> None:
         await self.close()
-
-    async def _send(self, frame: dict) -> None:
-        if not self.closing:
-            await self.send(text_data=json.dumps(frame, separators=(",", ":")))
-
-    async def notify(self, event: str, data: object = None) -> None:
-        await self._send({"type": "notification", "event": event, "data": data})
 
     # --- requests -------------------------------------------------------------------
 
@@ -255,7 +251,19 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         self.login_timer.cancel()
         for group in parked.groups:
             await self.channel_layer.group_add(group, self.channel_name)
-        return {"ticket": ticket_issue(participant_id), "messages": parked.messages}
+        ticket = ticket_issue(participant_id)
+        participant = await database_sync_to_async(selectors.participant_get)(participant_id=participant_id)
+        sdk = (participant.user_agent.get("sdk") if participant is not None else None) or {}
+        if not isinstance(sdk, dict) or sdk.get("type") != "JavaScript":
+            return {"ticket": ticket, "messages": parked.messages}
+        # The OWT JS SDK takes the ack as the ticket string (owt-compat §11 item 11: the
+        # documented 1.2 ``{ticket, messages}`` breaks its reconnection); its missed
+        # notifications follow as notifications, as for protocol 1.0/1.1 clients.
+        return ticket, partial(self._replay, parked.messages)
+
+    async def _replay(self, messages: list[dict]) -> None:
+        for message in messages:
+            await self.notify(message["event"], message["data"])
 
     async def on_refresh_ticket(self, data: object):
         _require(self.reconnect, "Reconnection is not enabled")
@@ -269,21 +277,25 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         _require(isinstance(data, dict), "Invalid publish data")
         _require(data.get("media") is not None, "Data-only publications are not supported")
         tracks = _tracks(data.get("media"), subscribe=False)
-        _transport(data)
         publication = await services.publication_create.acall(
             participant_id=self.participant_id,
             publication_id=uuid.uuid4().hex,
             tracks=tracks,
             attributes=data.get("attributes") if isinstance(data.get("attributes"), dict) else {},
+            transport_id=_transport(data),
+            keep_transport=self.keeps_transports,
         )
         return {"id": publication.id, "transportId": publication.transport_id}
 
     async def on_subscribe(self, data: object):
         _require(isinstance(data, dict), "Invalid subscribe data")
         tracks = _tracks(data.get("media"), subscribe=True)
-        _transport(data)
         subscription = await services.subscription_create.acall(
-            participant_id=self.participant_id, subscription_id=uuid.uuid4().hex, tracks=tracks
+            participant_id=self.participant_id,
+            subscription_id=uuid.uuid4().hex,
+            tracks=tracks,
+            transport_id=_transport(data),
+            keep_transport=self.keeps_transports,
         )
         return {"id": subscription.id, "transportId": subscription.transport_id}
 
@@ -301,7 +313,7 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         _require(
             signaling.get("type") in ("offer", "answer", "candidate", "removed-candidates"), "Invalid signaling type"
         )
-        await services.transport_signal.acall(owner=self.participant_id, session_id=data["id"], signaling=signaling)
+        await services.transport_signal.acall(owner=self.participant_id, transport_id=data["id"], signaling=signaling)
 
     async def on_stream_control(self, data: object):
         _require(isinstance(data, dict), "Invalid stream-control data")
@@ -326,6 +338,13 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         _require(isinstance(data, dict), "Invalid subscription-control data")
         subscription_id = _session_id(data)
         operation = data.get("operation")
+        if operation == "update":
+            await services.subscription_update.acall(
+                subscription_id=subscription_id,
+                changes=_subscription_changes(data.get("data")),
+                owner=self.participant_id,
+            )
+            return
         _require(operation in ("pause", "play"), f"Operation not supported: {operation}")
         await services.subscription_set_track_status.acall(
             subscription_id=subscription_id,
@@ -382,15 +401,72 @@ class SignalingConsumer(AsyncWebsocketConsumer):
             await services.publication_ready.acall(publication_id=ready.session, formats=ready.formats)
         else:
             await database_sync_to_async(services.subscription_ready)(subscription_id=ready.session)
-        await self.notify("progress", {"id": ready.session, "sessionId": ready.session, "status": "ready"})
+        await self.notify("progress", {"id": ready.transport, "sessionId": ready.session, "status": "ready"})
 
     async def engine_session_failed(self, message: dict) -> None:
         failed = protocol.decode(message)
         await services.session_failed.acall(session_id=failed.session, kind=failed.kind)
         await self.notify(
-            "progress", {"id": failed.session, "sessionId": failed.session, "status": "error", "data": failed.reason}
+            "progress", {"id": failed.transport, "sessionId": failed.session, "status": "error", "data": failed.reason}
         )
 
     async def engine_session_parameters(self, message: dict) -> None:
         measured = protocol.decode(message)
         await services.publication_parameters.acall(publication_id=measured.session, parameters=measured.parameters)
+
+
+class SignalingConsumer(SignalingSession, AsyncWebsocketConsumer):
+    """The session over JSON WebSocket frames (``/ws/signaling/``, docs/signaling.md)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        lifecycle.track_connection()
+        try:
+            await super().__call__(scope, receive, send)
+        except BaseException as exc:
+            # The server is stopping (``lifecycle.shutdown`` cancels us), or a crash (e.g. the
+            # channel layer is unreachable) closed the socket with 1011 and no websocket.disconnect
+            # will reach us: leave now, no parking, rather than keep a ghost's seat.
+            self.leaving = True
+            await self.disconnect(1001 if isinstance(exc, asyncio.CancelledError) else 1011)
+            raise
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.start()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        request_id, valid = None, False
+        if len(text_data or "") <= settings.SIGNALING_MAX_FRAME_LENGTH:
+            try:
+                frame = json.loads(text_data or "")
+                request_id = frame.get("id") if isinstance(frame, dict) else None
+                valid = (
+                    isinstance(frame, dict) and frame.get("type") == "request" and isinstance(frame.get("event"), str)
+                )
+                valid = valid and isinstance(request_id, int) and not isinstance(request_id, bool)
+            except (ValueError, TypeError, RecursionError):  # RecursionError: nesting too deep to parse
+                valid = False
+        if not valid:
+            await self._send(
+                {
+                    "type": "ack",
+                    "id": request_id if isinstance(request_id, int) else None,
+                    "status": "error",
+                    "data": "Invalid frame",
+                }
+            )
+            return
+        status, data, after = await self.dispatch_request(frame["event"], frame.get("data"))
+        await self._send({"type": "ack", "id": request_id, "status": status, "data": data})
+        if after is not None:
+            await after()
+
+    async def _send(self, frame: dict) -> None:
+        if not self.closing:
+            await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+    async def notify(self, event: str, data: object = None) -> None:
+        await self._send({"type": "notification", "event": event, "data": data})
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        await AsyncWebsocketConsumer.close(self, code, reason)

@@ -34,7 +34,7 @@ from django.db import connections
 from streamengine import protocol, services
 from streamengine.media.ice import use_host_addresses, use_ice_servers
 from streamengine.media.passthrough import check_aiortc_internals
-from streamengine.media.sfu import SFU, Answered, Connected, Failed, Measured, SessionEvent
+from streamengine.media.sfu import SFU, Answered, Connected, Failed, Measured, SessionEvent, TransportConnected
 
 logger = logging.getLogger(__name__)
 
@@ -110,14 +110,13 @@ class MediaNode:
             return
         messages: list[protocol.NodeEvent]
         if isinstance(event, Answered):
-            messages = [protocol.Progress({"id": event.session_id, "status": "soac", "data": event.description})]
+            messages = [protocol.Progress({"id": event.transport_id, "status": "soac", "data": event.description})]
+        elif isinstance(event, TransportConnected):
+            messages = [protocol.Progress({"id": event.transport_id, "status": "ready"})]
         elif isinstance(event, Connected):
-            messages = [
-                protocol.Progress({"id": event.session_id, "status": "ready"}),
-                protocol.SessionReady(event.session_id, event.kind, event.formats),
-            ]
+            messages = [protocol.SessionReady(event.session_id, event.transport_id, event.kind, event.formats)]
         elif isinstance(event, Failed):
-            messages = [protocol.SessionFailed(event.session_id, event.kind, event.reason)]
+            messages = [protocol.SessionFailed(event.session_id, event.transport_id, event.kind, event.reason)]
         elif isinstance(event, Measured):
             messages = [protocol.ParametersMeasured(event.session_id, event.parameters)]
         for message in messages:
@@ -163,27 +162,34 @@ class MediaNode:
 
     async def on_publish(self, command: protocol.Publish) -> None:
         self.replies[command.participant] = command.reply
-        self.sfu.add_publication(
+        await self.sfu.add_publication(
             room_id=command.room,
             session_id=command.session,
             participant_id=command.participant,
             tracks=command.tracks,
             accept={kind: set(codecs) for kind, codecs in command.accept.items()},
+            transport_id=command.transport,
+            keep_transport=command.keep_transport,
         )
 
     async def on_subscribe(self, command: protocol.Subscribe) -> None:
         self.replies[command.participant] = command.reply
-        self.sfu.add_subscription(
+        await self.sfu.add_subscription(
             room_id=command.room,
             session_id=command.session,
             participant_id=command.participant,
             tracks=command.tracks,
             source_id=command.source,
+            transport_id=command.transport,
+            keep_transport=command.keep_transport,
         )
 
+    async def on_update_subscription(self, command: protocol.UpdateSubscription) -> None:
+        await self.sfu.update_subscription(command.session, command.tracks)
+
     async def on_signal(self, command: protocol.Signal) -> None:
-        # Concurrent across sessions, in order within one (the session's lock, FIFO).
-        task = asyncio.create_task(self.sfu.soac(command.session, command.signaling))
+        # Concurrent across transports, in order within one (the transport's lock, FIFO).
+        task = asyncio.create_task(self.sfu.soac(command.participant, command.transport, command.signaling))
         self.negotiations.add(task)
         task.add_done_callback(self.negotiations.discard)
 
@@ -207,6 +213,7 @@ class MediaNode:
     handlers: dict[type, Callable[[MediaNode, protocol.Message], Awaitable[None]]] = {
         protocol.Publish: on_publish,
         protocol.Subscribe: on_subscribe,
+        protocol.UpdateSubscription: on_update_subscription,
         protocol.Signal: on_signal,
         protocol.EndSession: on_end_session,
         protocol.SetPublicationActive: on_publication_active,

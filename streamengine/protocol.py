@@ -80,6 +80,8 @@ class Publish(NodeCommand):
     reply: str
     tracks: list[dict]
     accept: dict[str, list[str]]  # codec names allowed per kind (room ``mediaIn``); absent kind = any
+    transport: str  # the session's own id: a new transport; else one of the participant's
+    keep_transport: bool  # the client keeps the transport for later sessions
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,26 @@ class Subscribe(NodeCommand):
     reply: str
     tracks: list[dict]  # ``{type, mid, from, format?, parameters?}``
     source: str
+    transport: str
+    keep_transport: bool
+
+
+@dataclass(frozen=True)
+class UpdateSubscription(NodeCommand):
+    """Feed a subscription's tracks from another source or with other parameters."""
+
+    type: ClassVar[str] = "node.subscription.update"
+    session: str
+    tracks: list[dict]  # ``{type, from, parameters?}`` per kind that changes
 
 
 @dataclass(frozen=True)
 class Signal(NodeCommand):
-    """A client's ``soac`` (offer, candidate, removed-candidates) for one session."""
+    """A client's ``soac`` (offer, candidate, removed-candidates) for one of its transports."""
 
     type: ClassVar[str] = "node.soac"
-    session: str
+    participant: str
+    transport: str
     signaling: dict
 
 
@@ -163,10 +177,11 @@ class Progress(NodeEvent):
 
 @dataclass(frozen=True)
 class SessionReady(NodeEvent):
-    """The transport connected; ``formats``: the publication's negotiated format by mid."""
+    """The session's transport is connected; ``formats``: a publication's negotiated format by mid."""
 
     type: ClassVar[str] = "engine.session.ready"
     session: str
+    transport: str
     kind: SessionKind
     formats: dict[str, dict]
 
@@ -175,6 +190,7 @@ class SessionReady(NodeEvent):
 class SessionFailed(NodeEvent):
     type: ClassVar[str] = "engine.session.failed"
     session: str
+    transport: str
     kind: SessionKind
     reason: str
 

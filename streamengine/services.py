@@ -32,6 +32,7 @@ from streamengine.exceptions import (
     TransportNotFound,
     Unauthorized,
 )
+from streamengine.media.resolutions import track_optional
 from streamengine.models import Domain, Node, Participant, Publication, Subscription, Token
 from streamengine.outbox import Outbox, engine_write
 from streamengine.tokens import TokenString, sign
@@ -283,9 +284,21 @@ def _set_track_status(row: Publication | Subscription, kinds: set[str], status: 
 
 @engine_write
 def publication_create(
-    outbox: Outbox, *, participant_id: str, publication_id: str, tracks: list[dict], attributes: dict
+    outbox: Outbox,
+    *,
+    participant_id: str,
+    publication_id: str,
+    tracks: list[dict],
+    attributes: dict,
+    transport_id: str | None = None,
+    keep_transport: bool = False,
 ) -> Publication:
-    """Register a WebRTC publication (permission per track kind, ``inputLimit``); the node expects its offer."""
+    """Register a WebRTC publication (permission per track kind, ``inputLimit``); the node expects its offer.
+
+    ``transport_id``: one of the participant's transports to add the publication's m-lines
+    to (the node checks it is theirs); None: a new transport with the publication's id.
+    ``keep_transport``: the client keeps that new transport for later sessions.
+    """
     with transaction.atomic():
         participant = Participant.objects.select_related("domain").filter(id=participant_id).first()
         if participant is None:
@@ -314,7 +327,7 @@ def publication_create(
             node=domain.node,
             media=media,
             info={"owner": participant.id, "type": "webrtc", "inViews": [], "attributes": attributes},
-            transport_id=publication_id,
+            transport_id=transport_id or publication_id,
         )
     outbox.to_node(
         domain.id,
@@ -325,16 +338,33 @@ def publication_create(
             reply=participant.portal,
             tracks=tracks,
             accept=media_accept(domain.config),
+            transport=publication.transport_id,
+            keep_transport=keep_transport,
         ),
     )
     return publication
 
 
+def _ready_source(participant: Participant, stream: object) -> str:
+    """The id of the ready publication in the participant's room that ``stream`` (a stream or track id) names."""
+    publication_id = str(stream).split("-")[0]
+    if not Publication.objects.filter(id=publication_id, domain_id=participant.domain_id, ready=True).exists():
+        raise StreamNotFound()
+    return publication_id
+
+
 @engine_write
 def subscription_create(
-    outbox: Outbox, *, participant_id: str, subscription_id: str, tracks: list[dict]
+    outbox: Outbox,
+    *,
+    participant_id: str,
+    subscription_id: str,
+    tracks: list[dict],
+    transport_id: str | None = None,
+    keep_transport: bool = False,
 ) -> Subscription:
-    """Register a subscription to one ready publication (every track ``from`` the same stream)."""
+    """Register a subscription to one ready publication (every track ``from`` the same stream);
+    ``transport_id`` / ``keep_transport`` as for :func:`publication_create`."""
     participant = Participant.objects.filter(id=participant_id).first()
     if participant is None:
         raise ParticipantNotFound()
@@ -342,9 +372,7 @@ def subscription_create(
     sources = {str(t["from"]).split("-")[0] for t in tracks}
     if len(sources) != 1:
         raise Unauthorized("All tracks of a subscription must come from one stream")
-    publication_id = sources.pop()
-    if not Publication.objects.filter(id=publication_id, domain_id=participant.domain_id, ready=True).exists():
-        raise StreamNotFound()
+    publication_id = _ready_source(participant, sources.pop())
     subscription = Subscription.objects.create(
         id=subscription_id,
         domain_id=participant.domain_id,
@@ -352,7 +380,7 @@ def subscription_create(
         node_id=Domain.objects.filter(id=participant.domain_id).values_list("node_id", flat=True).first(),
         media={"tracks": [{**t, "from": publication_id, "status": "active"} for t in tracks]},
         info={"owner": participant.id, "type": "webrtc", "from": publication_id},
-        transport_id=subscription_id,
+        transport_id=transport_id or subscription_id,
     )
     outbox.to_node(
         participant.domain_id,
@@ -363,18 +391,55 @@ def subscription_create(
             reply=participant.portal,
             tracks=tracks,
             source=publication_id,
+            transport=subscription.transport_id,
+            keep_transport=keep_transport,
         ),
     )
     return subscription
 
 
 @engine_write
-def transport_signal(outbox: Outbox, *, owner: str, session_id: str, signaling: dict) -> None:
-    """Pass a client's ``soac`` to the node negotiating its publication or subscription."""
-    row = Publication.objects.filter(id=session_id).first() or Subscription.objects.filter(id=session_id).first()
-    if row is None or row.participant_id != owner:
+def subscription_update(
+    outbox: Outbox, *, subscription_id: str, changes: dict[str, dict], owner: str | None = None
+) -> Subscription:
+    """``subscription-control update``: per kind, another source (``from``) and/or ``parameters``.
+
+    The subscriber's m-lines stay as negotiated; the node switches what feeds them.
+    """
+    with transaction.atomic():
+        subscription = _owned(Subscription, subscription_id, owner, lock=True)
+        participant = subscription.participant
+        tracks = subscription.media.get("tracks", [])
+        kinds = {t["type"] for t in tracks}
+        unknown = set(changes) - kinds
+        if unknown:
+            raise Unauthorized(f"The subscription has no {sorted(unknown)[0]} track")
+        updates = []
+        for track in tracks:
+            change = changes.get(track["type"])
+            if change is None:
+                continue
+            if change.get("from") is not None:
+                track["from"] = _ready_source(participant, change["from"])
+            if change.get("parameters") is not None:
+                track["parameters"] = change["parameters"]
+            updates.append({"type": track["type"], "from": track["from"], "parameters": track.get("parameters")})
+        subscription.info["from"] = tracks[0]["from"] if tracks else subscription.info.get("from")
+        subscription.save(update_fields=["media", "info"])
+    outbox.to_node(subscription.domain_id, protocol.UpdateSubscription(subscription_id, updates))
+    return subscription
+
+
+@engine_write
+def transport_signal(outbox: Outbox, *, owner: str, transport_id: str, signaling: dict) -> None:
+    """Pass a client's ``soac`` to the node negotiating its transport (a live session of theirs is on it)."""
+    row = (
+        Publication.objects.filter(transport_id=transport_id, participant_id=owner).first()
+        or Subscription.objects.filter(transport_id=transport_id, participant_id=owner).first()
+    )
+    if row is None:
         raise TransportNotFound()
-    outbox.to_node(row.domain_id, protocol.Signal(session_id, signaling))
+    outbox.to_node(row.domain_id, protocol.Signal(owner, transport_id, signaling))
 
 
 @engine_write
@@ -413,12 +478,13 @@ def publication_update_in_views(
 @engine_write
 def publication_ready(outbox: Outbox, *, publication_id: str, formats: dict[str, dict]) -> Publication | None:
     """The node connected the publisher: record its formats by mid and announce ``stream add``."""
-    publication = Publication.objects.filter(id=publication_id).first()
+    publication = Publication.objects.select_related("domain").filter(id=publication_id).first()
     if publication is None:
         return None
     for track in publication.media.get("tracks", []):
         if track["mid"] in formats:
             track.update(formats[track["mid"]])
+        track["optional"] = track_optional(publication.domain.config.get("mediaOut"), track)
     publication.ready = True
     publication.save(update_fields=["media", "ready"])
     outbox.notify_domain(
@@ -434,12 +500,13 @@ def publication_ready(outbox: Outbox, *, publication_id: str, formats: dict[str,
 def publication_parameters(outbox: Outbox, *, publication_id: str, parameters: dict[str, dict]) -> Publication | None:
     """The node measured video parameters (by mid): record them and send the whole stream if announced."""
     with transaction.atomic():
-        publication = Publication.objects.select_for_update().filter(id=publication_id).first()
+        publication = Publication.objects.select_for_update().select_related("domain").filter(id=publication_id).first()
         if publication is None:
             return None
         for track in publication.media.get("tracks", []):
             if track["mid"] in parameters:
                 track["parameters"] = parameters[track["mid"]]
+                track["optional"] = track_optional(publication.domain.config.get("mediaOut"), track)
         publication.save(update_fields=["media"])
     if publication.ready:
         _stream_update(outbox, publication, {"field": ".", "value": selectors.publication_stream(publication)})

@@ -1,8 +1,11 @@
 """The SFU proper: rooms of participants whose publications are forwarded to subscriptions.
 
-State: :class:`Room` → :class:`RoomParticipant` → :class:`PublicationSession` /
-:class:`SubscriptionSession`, each session one RTCPeerConnection (its transport), with
-indexes by session and participant id so no command scans the whole node.
+State: :class:`Room` → :class:`RoomParticipant` → :class:`Transport` (one
+RTCPeerConnection) → :class:`PublicationSession` / :class:`SubscriptionSession`, each
+session the m-lines (mids) of its tracks on its transport, with indexes by session and
+participant id so no command scans the whole node. A transport carries one session (our
+JSON-frame clients) or several, added and removed by renegotiation (the OWT JS SDK's one
+peer connection per conference).
 
 Every publication is received once (its tracks tapped, see ``passthrough``); every
 subscription gets its own sender per track, fed by a :class:`ForwardedTrack`. When a
@@ -145,18 +148,27 @@ SessionKind = Literal["publication", "subscription"]
 
 @dataclass(frozen=True)
 class Answered:
-    """The SDP answer to a session's offer, for the client."""
+    """The SDP answer to a transport's offer, for the client."""
 
-    session_id: str
+    transport_id: str
     participant_id: str
     description: dict  # {"type": "answer", "sdp": ...}
 
 
 @dataclass(frozen=True)
+class TransportConnected:
+    """The transport's ICE and DTLS connected (once per transport)."""
+
+    transport_id: str
+    participant_id: str
+
+
+@dataclass(frozen=True)
 class Connected:
-    """The session's transport connected; a publication's negotiated formats by mid."""
+    """A session is carried by its connected transport; a publication's negotiated formats by mid."""
 
     session_id: str
+    transport_id: str
     participant_id: str
     kind: SessionKind
     formats: dict[str, dict]
@@ -167,6 +179,7 @@ class Failed:
     """The session could not be negotiated or its transport failed; it is already ended."""
 
     session_id: str
+    transport_id: str
     participant_id: str
     kind: SessionKind
     reason: str
@@ -181,30 +194,57 @@ class Measured:
     parameters: dict[str, dict]
 
 
-SessionEvent = Answered | Connected | Failed | Measured
+SessionEvent = Answered | TransportConnected | Connected | Failed | Measured
 OnEvent = Callable[[SessionEvent], Awaitable[None]]
 
 
-# --- state: rooms, participants, sessions -----------------------------------------------------
+# --- state: rooms, participants, transports, sessions -----------------------------------------
+
+
+@dataclass(eq=False)
+class Transport:
+    """One client RTCPeerConnection, carrying the m-lines (mids) of one or more sessions.
+
+    The OWT JS SDK keeps one peer connection per conference: each later publication or
+    subscription adds m-lines with a new offer on the same transport, and an ended one's
+    m-lines stay in its offers (answered ``inactive``). ``keep``: the client keeps the
+    transport for later sessions, so it stays open when its last session ends; otherwise
+    (one transport per session) it closes with its session.
+    """
+
+    id: str
+    participant: RoomParticipant
+    keep: bool
+    pc: RTCPeerConnection | None = None
+    connected: bool = False
+    sessions: dict[str, Session] = field(default_factory=dict)  # live sessions by id
+    claimed: dict[str, Session] = field(default_factory=dict)  # mid → the live session it carries
+    retired: set[str] = field(default_factory=set)  # mids of ended sessions (never reused)
+    codecs: dict[str, list] = field(default_factory=dict)  # mid → codecs chosen at its first answer
+    # Offers of one transport are applied in order (an offer before its candidates), while
+    # different transports negotiate concurrently (gathering with STUN/TURN can take seconds).
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass(eq=False)
 class Session:
-    """A publication or subscription and the transport (peer connection) that carries it."""
+    """A publication or subscription: its tracks' m-lines on a transport."""
 
     kind: ClassVar[SessionKind]
-    id: str  # == transport id
+    id: str
     participant: RoomParticipant
+    transport: Transport
     tracks: list[dict]
-    pc: RTCPeerConnection | None = None
     ready: bool = False
-    # Signaling of one session is applied in order (offer before its candidates), while
-    # different sessions negotiate concurrently (gathering with STUN/TURN can take seconds).
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    transceivers: dict[str, RTCRtpTransceiver] = field(default_factory=dict)  # by mid, once negotiated
 
     @property
     def room(self) -> Room:
         return self.participant.room
+
+    @property
+    def mids(self) -> list[str]:
+        return [str(t["mid"]) for t in self.tracks]
 
 
 @dataclass(eq=False)
@@ -221,11 +261,13 @@ class PublicationSession(Session):
 @dataclass(eq=False)
 class SubscriptionSession(Session):
     kind: ClassVar[SessionKind] = "subscription"
-    source: PublicationSession | None = None  # None: the publication had ended already
+    # The publication each kind comes from (``subscription-control update`` may switch one).
+    sources: dict[str, PublicationSession] = field(default_factory=dict)
     forwarded: dict[str, ForwardedTrack | TranscodedTrack] = field(default_factory=dict)  # by mid
 
     def source_track(self, kind: str) -> PublishedTrack | None:
-        return self.source.track(kind) if self.source is not None else None
+        source = self.sources.get(kind)
+        return source.track(kind) if source is not None else None
 
 
 @dataclass(eq=False)
@@ -234,6 +276,7 @@ class RoomParticipant:
     room: Room
     publications: dict[str, PublicationSession] = field(default_factory=dict)
     subscriptions: dict[str, SubscriptionSession] = field(default_factory=dict)
+    transports: dict[str, Transport] = field(default_factory=dict)
 
     def sessions(self) -> list[Session]:
         return [*self.publications.values(), *self.subscriptions.values()]
@@ -250,13 +293,24 @@ class SessionError(Exception):
     pass
 
 
+def simulcast_mids(sdp: str) -> set[str]:
+    """The mids of the offer's m-sections that send simulcast (``a=simulcast`` / ``a=rid``)."""
+    mids = set()
+    for section in sdp.split("\nm=")[1:]:
+        lines = [line.strip() for line in section.splitlines()]
+        mid = next((line[6:] for line in lines if line.startswith("a=mid:")), None)
+        if mid is not None and any(line.startswith(("a=simulcast:", "a=rid:")) for line in lines):
+            mids.add(mid)
+    return mids
+
+
 class SFU:
     def __init__(self, on_event: OnEvent, *, transcode_all: bool = False) -> None:
         self.on_event = on_event
         # Benchmark baseline: serve every subscriber by decode + re-encode (MediaRelay).
         self.transcode_all = transcode_all
         self.rooms: dict[str, Room] = {}
-        # Indexes: every live session by id, every participant with sessions by id.
+        # Indexes: every live session by id, every participant with sessions or transports by id.
         self.sessions: dict[str, PublicationSession | SubscriptionSession] = {}
         self.participants: dict[str, RoomParticipant] = {}
 
@@ -271,29 +325,89 @@ class SFU:
             )
         return participant
 
-    def add_publication(
-        self, *, room_id: str, session_id: str, participant_id: str, tracks: list[dict], accept: dict[str, set[str]]
-    ) -> None:
-        participant = self._participant(room_id, participant_id)
-        session = PublicationSession(session_id, participant, tracks, accept=accept)
-        participant.publications[session_id] = participant.room.publications[session_id] = session
-        self.sessions[session_id] = session
+    def _transport(
+        self, participant: RoomParticipant, transport_id: str | None, session_id: str, keep: bool
+    ) -> Transport:
+        """The session's transport: a new one (id = the session's) or one of the participant's own."""
+        if transport_id is None or transport_id == session_id:
+            if session_id in participant.transports:
+                raise SessionError("Duplicate session id")
+            transport = participant.transports[session_id] = Transport(session_id, participant, keep)
+            return transport
+        transport = participant.transports.get(transport_id)
+        if transport is None:
+            raise SessionError("Transport not found")
+        transport.keep = True  # reused: the client keeps it for its sessions
+        return transport
 
-    def add_subscription(
-        self, *, room_id: str, session_id: str, participant_id: str, tracks: list[dict], source_id: str
+    def _add(self, session: PublicationSession | SubscriptionSession) -> None:
+        transport = session.transport
+        taken = [mid for mid in session.mids if mid in transport.claimed or mid in transport.retired]
+        if taken:
+            raise SessionError(f"mid {taken[0]} is already used on transport {transport.id}")
+        transport.sessions[session.id] = session
+        for mid in session.mids:
+            transport.claimed[mid] = session
+        self.sessions[session.id] = session
+
+    async def add_publication(
+        self,
+        *,
+        room_id: str,
+        session_id: str,
+        participant_id: str,
+        tracks: list[dict],
+        accept: dict[str, set[str]],
+        transport_id: str | None = None,
+        keep_transport: bool = False,
     ) -> None:
         participant = self._participant(room_id, participant_id)
+        try:
+            transport = self._transport(participant, transport_id, session_id, keep_transport)
+            session = PublicationSession(session_id, participant, transport, tracks, accept=accept)
+            self._add(session)
+        except SessionError as exc:
+            await self._refuse(participant, session_id, transport_id or session_id, "publication", str(exc))
+            return
+        participant.publications[session_id] = participant.room.publications[session_id] = session
+
+    async def add_subscription(
+        self,
+        *,
+        room_id: str,
+        session_id: str,
+        participant_id: str,
+        tracks: list[dict],
+        source_id: str,
+        transport_id: str | None = None,
+        keep_transport: bool = False,
+    ) -> None:
+        participant = self._participant(room_id, participant_id)
+        try:
+            transport = self._transport(participant, transport_id, session_id, keep_transport)
+            session = SubscriptionSession(session_id, participant, transport, tracks)
+            self._add(session)
+        except SessionError as exc:
+            await self._refuse(participant, session_id, transport_id or session_id, "subscription", str(exc))
+            return
         source = participant.room.publications.get(source_id)
-        session = SubscriptionSession(session_id, participant, tracks, source=source)
         if source is not None:
+            session.sources = {t["type"]: source for t in tracks}
             source.subscriptions.add(session)
-        participant.subscriptions[session_id] = self.sessions[session_id] = session
+        participant.subscriptions[session_id] = session
+
+    async def _refuse(
+        self, participant: RoomParticipant, session_id: str, transport_id: str, kind: SessionKind, reason: str
+    ) -> None:
+        await self.on_event(Failed(session_id, transport_id, participant.id, kind, reason))
+        if not participant.sessions() and not participant.transports:
+            self._forget(participant)
 
     async def end_session(self, session_id: str) -> None:
         session = self.sessions.pop(session_id, None)
         if session is None:
             return
-        participant = session.participant
+        participant, transport = session.participant, session.transport
         if isinstance(session, PublicationSession):
             del participant.publications[session_id]
             del participant.room.publications[session_id]
@@ -304,16 +418,33 @@ class SFU:
         else:
             del participant.subscriptions[session_id]
             for track in session.forwarded.values():
-                source = session.source_track(track.kind)
-                if source is not None:
-                    source.detach(track)
-                track.stop()
-            if session.source is not None:
-                session.source.subscriptions.discard(session)
-        if not participant.publications and not participant.subscriptions:
+                self._unfeed(session, track)
+            for source in set(session.sources.values()):
+                source.subscriptions.discard(session)
+        # Its m-lines stay in the client's later offers; they are answered inactive.
+        del transport.sessions[session_id]
+        for mid in session.mids:
+            transport.claimed.pop(mid, None)
+            transport.retired.add(mid)
+        for transceiver in session.transceivers.values():
+            transceiver.direction = "inactive"
+        if not transport.sessions and not transport.keep:
+            await self._close_transport(transport)
+        if not participant.sessions() and not participant.transports:
             self._forget(participant)
-        if session.pc is not None:
-            await session.pc.close()
+
+    def _unfeed(self, session: SubscriptionSession, track: ForwardedTrack | TranscodedTrack) -> None:
+        source = session.source_track(track.kind)
+        if source is not None:
+            source.detach(track)
+        track.stop()
+
+    async def _close_transport(self, transport: Transport) -> None:
+        for session_id in list(transport.sessions):
+            await self.end_session(session_id)
+        transport.participant.transports.pop(transport.id, None)
+        if transport.pc is not None:
+            await transport.pc.close()
 
     def _forget(self, participant: RoomParticipant) -> None:
         self.participants.pop(participant.id, None)
@@ -324,12 +455,17 @@ class SFU:
 
     async def end_participant(self, participant_id: str) -> None:
         participant = self.participants.get(participant_id)
-        for session in participant.sessions() if participant else ():
+        if participant is None:
+            return
+        for session in participant.sessions():
             await self.end_session(session.id)
+        for transport in list(participant.transports.values()):
+            await self._close_transport(transport)
+        self._forget(participant)
 
     async def close(self) -> None:
-        for session_id in list(self.sessions):
-            await self.end_session(session_id)
+        for participant_id in list(self.participants):
+            await self.end_participant(participant_id)
 
     def set_publication_active(self, session_id: str, kinds: set[str], active: bool) -> None:
         session = self.sessions.get(session_id)
@@ -345,29 +481,62 @@ class SFU:
                 if track.kind in kinds:
                     track.set_paused(paused)
 
+    async def update_subscription(self, session_id: str, tracks: list[dict]) -> None:
+        """Switch a subscription's tracks to another source or other parameters, no renegotiation.
+
+        ``tracks``: ``{type, from, parameters?}`` per kind to change. The sender keeps the
+        negotiated codec: the new feed is forwarded when it has that codec and no
+        parameters are asked, transcoded otherwise.
+        """
+        session = self.sessions.get(session_id)
+        if not isinstance(session, SubscriptionSession):
+            return
+        for change in tracks:
+            kind = change["type"]
+            source = session.room.publications.get(str(change["from"]))
+            mid = next((m for m, t in session.forwarded.items() if t.kind == kind), None)
+            if source is None or source.track(kind) is None or mid is None:
+                continue
+            requested = {**next(t for t in session.tracks if str(t["mid"]) == mid), **change}
+            old = session.forwarded[mid]
+            self._unfeed(session, old)
+            previous = session.sources.get(kind)
+            session.sources[kind] = source
+            source.subscriptions.add(session)
+            if previous is not None and previous not in session.sources.values():
+                previous.subscriptions.discard(session)
+            transceiver = session.transceivers[mid]
+            session.forwarded[mid] = track = self._feed(session, transceiver, requested, codec_name(transceiver))
+            if session.ready:
+                self._start_feed(session, track)
+
     # --- signaling --------------------------------------------------------------------
 
-    async def soac(self, session_id: str, signaling: dict) -> None:
-        session = self.sessions.get(session_id)
-        if session is None:
+    async def soac(self, participant_id: str, transport_id: str, signaling: dict) -> None:
+        participant = self.participants.get(participant_id)
+        transport = participant.transports.get(transport_id) if participant else None
+        if transport is None:
             return
         kind = signaling.get("type")
-        async with session.lock:
-            if session.id not in self.sessions:
-                return  # ended while this waited
+        async with transport.lock:
+            if transport.participant.transports.get(transport.id) is not transport:
+                return  # closed while this waited
             try:
                 if kind == "offer":
-                    await self._answer(session, signaling["sdp"])
-                elif kind == "candidate" and session.pc is not None:
-                    await self._add_candidate(session, signaling.get("candidate") or {})
+                    await self._negotiate(transport, signaling["sdp"])
+                elif kind == "candidate" and transport.pc is not None:
+                    await self._add_candidate(transport, signaling.get("candidate") or {})
                 # aiortc gathers before answering and does not prune, so removed candidates need nothing.
-            except SessionError as exc:
-                await self._fail(session, str(exc))
             except Exception as exc:
-                logger.exception("soac failed for session %s", session_id)
-                await self._fail(session, f"Negotiation failed: {exc}")
+                if not isinstance(exc, SessionError):
+                    logger.exception("soac failed for transport %s", transport_id)
+                reason = str(exc) if isinstance(exc, SessionError) else f"Negotiation failed: {exc}"
+                for session in [s for s in transport.sessions.values() if not s.transceivers]:
+                    await self._fail(session, reason)
+                if not transport.connected:
+                    await self._close_transport(transport)
 
-    async def _add_candidate(self, session: Session, data: dict) -> None:
+    async def _add_candidate(self, transport: Transport, data: dict) -> None:
         """Add a trickled client candidate; a bad or useless one is logged, never fatal."""
         line = str(data.get("candidate", "")).removeprefix("a=").removeprefix("candidate:")
         if not line:
@@ -376,42 +545,94 @@ class SFU:
             candidate = candidate_from_sdp(line)
             if candidate.ip.endswith(".local") or candidate.protocol.lower() != "udp":
                 # mDNS names would need multicast resolution (and stall the node); aioice is UDP only.
-                logger.debug("session %s: ignoring candidate %s", session.id, line)
+                logger.debug("transport %s: ignoring candidate %s", transport.id, line)
                 return
             candidate.sdpMid = data.get("sdpMid")
             candidate.sdpMLineIndex = data.get("sdpMLineIndex")
             if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
                 candidate.sdpMLineIndex = 0
-            await session.pc.addIceCandidate(candidate)
+            await transport.pc.addIceCandidate(candidate)
         except Exception as exc:  # aiortc asserts on malformed lines; a candidate is never fatal
-            logger.info("session %s: candidate %r refused: %s", session.id, line, exc)
+            logger.info("transport %s: candidate %r refused: %s", transport.id, line, exc)
 
-    async def _answer(self, session: PublicationSession | SubscriptionSession, sdp: str) -> None:
-        if session.pc is not None:
-            raise SessionError("Renegotiation is not supported")
-        pc = session.pc = RTCPeerConnection(rtc_configuration())
+    def _open(self, transport: Transport) -> RTCPeerConnection:
+        pc = transport.pc = RTCPeerConnection(rtc_configuration())
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
-            if pc.connectionState == "connected" and not session.ready:
-                await self._connected(session)
-            elif pc.connectionState == "failed" and session.id in self.sessions:
-                await self._fail(session, "ICE/DTLS failed")
+            if pc.connectionState == "connected" and not transport.connected:
+                transport.connected = True
+                await self.on_event(TransportConnected(transport.id, transport.participant.id))
+                for session in list(transport.sessions.values()):
+                    if session.transceivers and not session.ready:
+                        await self._connected(session)
+            elif pc.connectionState == "failed" and transport.participant.transports.get(transport.id) is transport:
+                for session in list(transport.sessions.values()):
+                    await self._fail(session, "ICE/DTLS failed")
+                await self._close_transport(transport)
 
+        return pc
+
+    async def _negotiate(self, transport: Transport, sdp: str) -> None:
+        """Answer an offer: set up the m-lines of sessions new on the transport, keep the others."""
+        pc = transport.pc or self._open(transport)
+        pending = [s for s in transport.sessions.values() if not s.transceivers]
+        simulcast = simulcast_mids(sdp)
+        refused: dict[Session, str] = {}
+        for session in pending:
+            if isinstance(session, PublicationSession) and simulcast & set(session.mids):
+                refused[session] = "Simulcast (rid layers) is not supported: publish a single encoding"
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        by_mid = {str(t["mid"]): t for t in session.tracks}
-        for transceiver in pc.getTransceivers():
-            requested = by_mid.get(str(transceiver.mid))
-            if requested is None or requested.get("type") != transceiver.kind:
-                transceiver.direction = "inactive"
+        by_mid = {str(t.mid): t for t in pc.getTransceivers()}
+        for mid, transceiver in by_mid.items():
+            if mid in transport.codecs:
+                # aiortc renegotiates every m-line's codecs: keep what the first answer chose.
+                transceiver._codecs = transport.codecs[mid]
+            if mid not in transport.claimed:
+                transceiver.direction = "inactive"  # an ended session's m-line, or none of ours
+        for session in pending:
+            if session in refused:
                 continue
-            if isinstance(session, PublicationSession):
-                self._receive(session, transceiver)
-            else:
-                self._send(session, transceiver, requested)
+            try:
+                for track in session.tracks:
+                    transceiver = by_mid.get(str(track["mid"]))
+                    if transceiver is None or transceiver.kind != track["type"]:
+                        raise SessionError(f"The offer has no {track['type']} m-line with mid {track['mid']}")
+                    if isinstance(session, PublicationSession):
+                        self._receive(session, transceiver)
+                    else:
+                        self._send(session, transceiver, track)
+                    session.transceivers[str(track["mid"])] = transceiver
+            except SessionError as exc:
+                refused[session] = str(exc)
+        for session in refused:
+            self._discard_setup(session, by_mid)
         await pc.setLocalDescription(await pc.createAnswer())
+        for mid, transceiver in by_mid.items():
+            transport.codecs.setdefault(mid, list(transceiver._codecs))
         answer = pc.localDescription
-        await self.on_event(Answered(session.id, session.participant.id, {"type": answer.type, "sdp": answer.sdp}))
+        await self.on_event(Answered(transport.id, transport.participant.id, {"type": answer.type, "sdp": answer.sdp}))
+        for session, reason in refused.items():
+            await self._fail(session, reason)
+        if transport.connected:
+            for session in pending:
+                if session not in refused and session.id in self.sessions:
+                    await self._connected(session)
+
+    def _discard_setup(self, session: Session, by_mid: dict[str, RTCRtpTransceiver]) -> None:
+        """Undo a refused session's partial setup; its m-lines are answered inactive."""
+        if isinstance(session, PublicationSession):
+            for published in session.published.values():
+                published.stop()
+            session.published.clear()
+        else:
+            for track in session.forwarded.values():
+                track.stop()
+            session.forwarded.clear()
+        session.transceivers.clear()
+        for mid in session.mids:
+            if mid in by_mid:
+                by_mid[mid].direction = "inactive"
 
     def _receive(self, session: PublicationSession, transceiver: RTCRtpTransceiver) -> None:
         allowed = session.accept.get(transceiver.kind)
@@ -437,20 +658,39 @@ class SFU:
             raise SessionError(f"The stream has no {transceiver.kind} track")
         wants = requested.get("format") or {}
         same_codec = not wants.get("codec") or wants["codec"] == source.codec
-        passthrough = same_codec and not requested.get("parameters") and not self.transcode_all
-        if passthrough and restrict_codecs(transceiver, source.codec.__eq__):
-            track: ForwardedTrack | TranscodedTrack = ForwardedTrack(
-                transceiver.kind, source.codec, source.keyframes.request
-            )
-            route_keyframe_requests(transceiver.sender, source.keyframes.request)
-        else:
-            # Another codec or other parameters than the publication has: the transcoding path.
-            if wants.get("codec") and not restrict_codecs(transceiver, wants["codec"].__eq__):
-                raise SessionError(f"Format {wants['codec']} not available for this subscriber")
-            track = TranscodedTrack(source.receiver, transceiver.kind, requested.get("parameters") or {})
-        transceiver.sender.replaceTrack(track)
+        if same_codec and not requested.get("parameters") and not self.transcode_all:
+            restrict_codecs(transceiver, source.codec.__eq__)
+        elif wants.get("codec") and not restrict_codecs(transceiver, wants["codec"].__eq__):
+            raise SessionError(f"Format {wants['codec']} not available for this subscriber")
+        track = self._feed(session, transceiver, requested, codec_name(transceiver))
         transceiver.direction = "sendonly"
         session.forwarded[str(transceiver.mid)] = track
+
+    def _feed(
+        self, session: SubscriptionSession, transceiver: RTCRtpTransceiver, requested: dict, codec: str
+    ) -> ForwardedTrack | TranscodedTrack:
+        """The track a subscription's sender sends: the source's frames as they are when the
+        sender's codec is theirs and no parameters are asked, else the transcoding path."""
+        source = session.source_track(transceiver.kind)
+        track: ForwardedTrack | TranscodedTrack
+        if codec == source.codec and not requested.get("parameters") and not self.transcode_all:
+            track = ForwardedTrack(transceiver.kind, source.codec, source.keyframes.request)
+            route_keyframe_requests(transceiver.sender, source.keyframes.request)
+        else:
+            track = TranscodedTrack(source.receiver, transceiver.kind, requested.get("parameters") or {})
+        transceiver.sender.replaceTrack(track)
+        return track
+
+    def _start_feed(self, session: SubscriptionSession, track: ForwardedTrack | TranscodedTrack) -> None:
+        source = session.source_track(track.kind)
+        if source is None:
+            return
+        if isinstance(track, TranscodedTrack):
+            source.transcoded.add(track)
+            source.tap.decode = True
+            source.keyframes.request()
+        else:
+            source.attach(track)
 
     async def _connected(self, session: PublicationSession | SubscriptionSession) -> None:
         session.ready = True
@@ -459,19 +699,14 @@ class SFU:
             formats = {mid: {"format": p.format} for mid, p in session.published.items()}
         else:
             for track in session.forwarded.values():
-                source = session.source_track(track.kind)
-                if source is None:
-                    continue
-                if isinstance(track, TranscodedTrack):
-                    source.transcoded.add(track)
-                    source.tap.decode = True
-                    source.keyframes.request()
-                else:
-                    source.attach(track)
-        await self.on_event(Connected(session.id, session.participant.id, session.kind, formats))
+                self._start_feed(session, track)
+        event = Connected(session.id, session.transport.id, session.participant.id, session.kind, formats)
+        await self.on_event(event)
 
     async def _fail(self, session: Session, reason: str) -> None:
-        await self.on_event(Failed(session.id, session.participant.id, session.kind, reason))
+        if session.id not in self.sessions:
+            return
+        await self.on_event(Failed(session.id, session.transport.id, session.participant.id, session.kind, reason))
         await self.end_session(session.id)
 
     def stats(self) -> dict:

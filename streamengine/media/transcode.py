@@ -13,25 +13,9 @@ from aiortc import RTCRtpReceiver
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from streamengine.media.resolutions import NAMED_RESOLUTIONS as RESOLUTIONS
+from streamengine.media.resolutions import target_size
 
 _relay = MediaRelay()
-
-
-def target_size(resolution: dict | str | None, width: int, height: int) -> tuple[int, int] | None:
-    """``{"width","height"}``, a named size, or a ``"x3/4"`` multiplier → even output size."""
-    if not resolution:
-        return None
-    if isinstance(resolution, dict):
-        size = (int(resolution["width"]), int(resolution["height"]))
-    elif resolution in RESOLUTIONS:
-        size = RESOLUTIONS[resolution]
-    elif isinstance(resolution, str) and resolution.startswith("x") and "/" in resolution:
-        num, den = (int(x) for x in resolution[1:].split("/"))
-        size = (width * num // den, height * num // den)
-    else:
-        return None
-    return size[0] // 2 * 2, size[1] // 2 * 2
 
 
 class TranscodedTrack(MediaStreamTrack):

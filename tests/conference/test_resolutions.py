@@ -3,8 +3,7 @@
 import pytest
 
 from conference.live_serializers import resolve_resolution
-from streamengine.media.resolutions import NAMED_RESOLUTIONS
-from streamengine.media.transcode import target_size
+from streamengine.media.resolutions import NAMED_RESOLUTIONS, target_size
 
 
 @pytest.mark.parametrize("name", sorted(NAMED_RESOLUTIONS))
