@@ -19,6 +19,7 @@ upgrade removed any of the private names this relies on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import logging
 import queue
@@ -198,6 +199,15 @@ class ForwardedTrack(MediaStreamTrack):
         self.paused = False
         self.forwarded = 0
         self.dropped = 0
+        self.successor: MediaStreamTrack | None = None
+
+    def hand_over(self, successor: MediaStreamTrack) -> None:
+        """The sender now sends ``successor`` (``replaceTrack``): the ``recv`` it is still
+        waiting on here returns ``successor``'s next frame instead of ending its RTP loop."""
+        self.successor = successor
+        self.stop()
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)  # wakes that recv now
 
     def push(self, data: bytes, timestamp: int) -> None:
         if self.paused or self.readyState != "live":
@@ -229,14 +239,19 @@ class ForwardedTrack(MediaStreamTrack):
 
     async def recv(self) -> av.Packet:
         while True:
+            if self.successor is not None:
+                return await self.successor.recv()
             if self.readyState != "live":
                 raise MediaStreamError
             try:
-                data, timestamp = await asyncio.wait_for(self.queue.get(), KEYFRAME_RETRY_SECONDS)
+                item = await asyncio.wait_for(self.queue.get(), KEYFRAME_RETRY_SECONDS)
             except TimeoutError:
                 if self.waiting_keyframe and not self.paused:
                     self.request_keyframe()
                 continue
+            if item is None:
+                continue  # handed over
+            data, timestamp = item
             packet = av.Packet(data)
             packet.pts = timestamp
             packet.time_base = self.time_base
@@ -244,9 +259,13 @@ class ForwardedTrack(MediaStreamTrack):
             return packet
 
 
-def route_keyframe_requests(sender: RTCRtpSender, request_keyframe: Callable[[], None]) -> None:
-    """A subscriber's PLI/FIR on ``sender`` asks the publisher (the sender has no encoder)."""
-    sender._send_keyframe = request_keyframe  # type: ignore[method-assign]
+def route_keyframe_requests(sender: RTCRtpSender, request_keyframe: Callable[[], None] | None) -> None:
+    """A subscriber's PLI/FIR on ``sender`` asks the publisher (the sender has no encoder);
+    None: its own encoder again (aiortc's ``_send_keyframe``), for a transcoded feed."""
+    if request_keyframe is None:
+        sender.__dict__.pop("_send_keyframe", None)
+    else:
+        sender._send_keyframe = request_keyframe  # type: ignore[method-assign]
 
 
 def restrict_codecs(transceiver: RTCRtpTransceiver, accept: Callable[[str], bool]) -> bool:

@@ -440,9 +440,11 @@ class SFU:
         track.stop()
 
     async def _close_transport(self, transport: Transport) -> None:
+        if transport.participant.transports.get(transport.id) is not transport:
+            return  # closed already (its last session's end closes it too)
+        del transport.participant.transports[transport.id]
         for session_id in list(transport.sessions):
             await self.end_session(session_id)
-        transport.participant.transports.pop(transport.id, None)
         if transport.pc is not None:
             await transport.pc.close()
 
@@ -499,14 +501,17 @@ class SFU:
                 continue
             requested = {**next(t for t in session.tracks if str(t["mid"]) == mid), **change}
             old = session.forwarded[mid]
-            self._unfeed(session, old)
-            previous = session.sources.get(kind)
+            previous = session.source_track(kind)
+            if previous is not None:
+                previous.detach(old)
+            previous_source = session.sources.get(kind)
             session.sources[kind] = source
             source.subscriptions.add(session)
-            if previous is not None and previous not in session.sources.values():
-                previous.subscriptions.discard(session)
+            if previous_source is not None and previous_source not in session.sources.values():
+                previous_source.subscriptions.discard(session)
             transceiver = session.transceivers[mid]
             session.forwarded[mid] = track = self._feed(session, transceiver, requested, codec_name(transceiver))
+            old.hand_over(track)
             if session.ready:
                 self._start_feed(session, track)
 
@@ -678,6 +683,7 @@ class SFU:
             route_keyframe_requests(transceiver.sender, source.keyframes.request)
         else:
             track = TranscodedTrack(source.receiver, transceiver.kind, requested.get("parameters") or {})
+            route_keyframe_requests(transceiver.sender, None)
         transceiver.sender.replaceTrack(track)
         return track
 

@@ -9,6 +9,8 @@ publication and an encoder per subscriber, which is why forwarding is the defaul
 
 from __future__ import annotations
 
+import asyncio
+
 from aiortc import RTCRtpReceiver
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -28,15 +30,32 @@ class TranscodedTrack(MediaStreamTrack):
         self.next_pts: float | None = None
         self.paused = False
         self.forwarded = 0
+        self.successor: MediaStreamTrack | None = None
+        self.handed_over = asyncio.Event()
+
+    def hand_over(self, successor: MediaStreamTrack) -> None:
+        """As ``ForwardedTrack.hand_over``: a waiting ``recv`` returns ``successor``'s next frame."""
+        self.successor = successor
+        self.handed_over.set()
+        self.stop()
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
 
     async def recv(self):
         while True:
+            if self.successor is not None:
+                return await self.successor.recv()
             if self.readyState != "live":
                 raise MediaStreamError
-            frame = await self.source.recv()
+            receiving = asyncio.ensure_future(self.source.recv())
+            handed_over = asyncio.ensure_future(self.handed_over.wait())
+            await asyncio.wait({receiving, handed_over}, return_when=asyncio.FIRST_COMPLETED)
+            handed_over.cancel()
+            if not receiving.done():
+                receiving.cancel()
+                continue
+            frame = receiving.result()
             if self.paused:
                 continue
             if self.kind == "video":
