@@ -123,10 +123,14 @@ def test_two_browsers_publish_and_subscribe(portal, chromium, api):
         assert streams[0]["media"]["video"]["status"] == "active"
         assert {"audio", "video"} <= set(streams[0]["media"])
 
+        # The viewer's log names people, not participant ids.
+        log = viewer.inner_text("#log")
+        assert "subscribed to alice's stream" in log and publisher_id not in log
+
         # Mute from the publisher page: the REST API and the viewer both see it.
         publisher.click("#local button[data-kind=video]")
         viewer.wait_for_function(
-            "() => [...document.querySelectorAll('#log div')].some(d => d.textContent.includes('video.status'))"
+            "() => document.querySelector('#log').textContent.includes(\"alice's stream: video.status\")"
         )
         stream = api.request("GET", f"/v1/rooms/{room_id}/streams/{streams[0]['id']}")
         assert stream["media"]["video"]["status"] == "inactive"
@@ -148,13 +152,80 @@ def test_reused_token_and_rest_drop_reach_the_page(portal, chromium, api):
         # The token is one-time: the second page's login is refused with the server's reason.
         second.wait_for_function("() => document.body.dataset.status === 'failed'")
         assert "already used" in second.evaluate("() => window.owtDemo.errors.join(' ')")
+        assert second.is_visible("#failure") and "already used" in second.inner_text("#failure-message")
+        assert "fresh one" in second.inner_text("#failure-hint")
         # A viewer may not publish: the page reports the refusal and stays in the room.
         first.wait_for_function("() => window.owtDemo.errors.some(e => e.includes('unauthorized'))")
+        assert "may not publish" in first.inner_text("#failure-hint")
+        assert first.evaluate("() => document.body.dataset.status") == "joined"
 
         (participant,) = api.request("GET", f"/v1/rooms/{room_id}/participants")
         assert participant["user"] == "carol"
         api.request("DELETE", f"/v1/rooms/{room_id}/participants/{participant['id']}")
         first.wait_for_function("() => document.body.dataset.status === 'dropped'")
+        assert "removed from the room" in first.inner_text("#failure-message")
         assert api.request("GET", f"/v1/rooms/{room_id}/participants") == []
+    finally:
+        context.close()
+
+
+# Before the page's scripts: peer connections made while window.blockIce is true gather no
+# candidate at all (relay only, and there is no TURN server), so ICE can never connect.
+BLOCK_ICE = """
+window.blockIce = true;
+const NativePeerConnection = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends NativePeerConnection {
+  constructor(config) {
+    super(window.blockIce ? { ...config, iceTransportPolicy: "relay" } : config);
+  }
+};
+"""
+
+
+def test_ice_failure_shows_the_error_and_retry_publishes(portal, chromium, api):
+    room_id = api.create_room("browser-ice")["id"]
+    token = api.create_token(room_id, user="dave", role="presenter")
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.add_init_script(BLOCK_ICE)
+        page.goto(f"{portal['url']}/demo/?{urlencode({'token': token, 'autojoin': '1'})}")
+        # The session timeout (30 s) ends the publish unless Chromium declares ICE failed first.
+        page.wait_for_selector("#failure:not([hidden])", timeout=45000)
+        assert page.evaluate("() => document.body.dataset.failure") == "publish"
+        assert "no network path to the media server" in page.inner_text("#failure-hint")
+        assert page.evaluate("() => document.body.dataset.status") == "joined"
+        assert page.evaluate("() => window.owtDemo.publication") is None
+
+        page.evaluate("() => { window.blockIce = false; }")
+        page.click("#retry")
+        page.wait_for_function("() => window.owtDemo.publication", timeout=30000)
+        assert page.is_hidden("#failure")
+        # One publication: the failed attempt was unpublished, not left half-open on the server.
+        publication_id = page.evaluate("() => window.owtDemo.publication.id")
+        assert [s["id"] for s in api.request("GET", f"/v1.1/rooms/{room_id}/streams")] == [publication_id]
+        publications = api.request("GET", "/v1.1/stream-engine/publications")["data"]
+        assert [p["id"] for p in publications if p["domain"] == room_id] == [publication_id]
+    finally:
+        context.close()
+
+
+def test_failed_join_shows_the_error_and_retry_joins(portal, chromium, api):
+    room_id = api.create_room("browser-join-retry")["id"]
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{portal['url']}/demo/?{urlencode({'token': 'not a token', 'autojoin': '1'})}")
+        page.wait_for_function("() => document.body.dataset.status === 'failed'")
+        assert page.evaluate("() => document.body.dataset.failure") == "join"
+        assert "not a room token" in page.inner_text("#failure-hint")
+
+        page.fill("#token", api.create_token(room_id, user="erin", role="viewer"))
+        page.uncheck("#publish-audio")
+        page.uncheck("#publish-video")
+        page.click("#retry")
+        page.wait_for_function("() => document.body.dataset.status === 'joined'")
+        assert page.is_hidden("#failure")
+        assert page.inner_text("#participants") == "erin · viewer (me)"
     finally:
         context.close()

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from django.conf import settings
@@ -23,6 +24,29 @@ from django.core.management.base import BaseCommand, CommandParser
 from owt.secret_key import create_file
 
 STOP_GRACE_SECONDS = 15
+# Bind addresses that mean "every interface": no client can connect to them as written.
+WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
+
+
+def client_address(host: str, port: int) -> str:
+    """The ``host:port`` a client on this machine reaches a server bound to ``host``/``port`` at."""
+    if host in WILDCARD_HOSTS:
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"  # an IPv6 literal, as URLs write it
+    return f"{host}:{port}"
+
+
+def child_environment(environ: Mapping[str, str], host: str, port: int) -> dict[str, str]:
+    """The environment of every process runplatform starts.
+
+    Room tokens name ``OWT_PORTAL_HOST`` (and the CSP allows WebSockets to it), so unless the
+    operator set it, it is where this portal listens; the children read it when their settings load.
+    """
+    env = {**environ, "DJANGO_SETTINGS_MODULE": "owt.settings"}
+    if not env.get("OWT_PORTAL_HOST"):
+        env["OWT_PORTAL_HOST"] = client_address(host, port)
+    return env
 
 
 class Command(BaseCommand):
@@ -31,8 +55,20 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default=os.environ.get("OWT_BIND_HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("OWT_PORT", "8000")))
+        parser.add_argument(
+            "--host",
+            default=os.environ.get("OWT_BIND_HOST", "127.0.0.1"),
+            help=(
+                "Address the portal listens on; room tokens point at it (127.0.0.1 for 0.0.0.0 or ::). "
+                "Set OWT_PORTAL_HOST to the public host:port clients should use instead"
+            ),
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=int(os.environ.get("OWT_PORT", "8000")),
+            help="Port the portal listens on; room tokens point at it unless OWT_PORTAL_HOST is set",
+        )
         parser.add_argument("--no-worker", action="store_true", help="Do not start the Celery workers")
         parser.add_argument("--no-beat", action="store_true", help="Do not start Celery beat")
         parser.add_argument("--concurrency", type=int, default=1, help="Processes of the data worker")
@@ -57,7 +93,7 @@ class Command(BaseCommand):
         python = sys.executable
         base = str(settings.BASE_DIR)
         children: dict[str, subprocess.Popen] = {}
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "owt.settings"}
+        env = child_environment(os.environ, options["host"], options["port"])
         portal = [python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]), "owt.asgi:application"]
         children["portal"] = subprocess.Popen(portal, cwd=base, env=env)
         if not options["no_worker"]:
@@ -72,7 +108,7 @@ class Command(BaseCommand):
             beat = [python, "-m", "celery", "-A", "owt", "beat", "-s", str(schedule), "--loglevel", "INFO"]
             children["beat"] = subprocess.Popen(beat, cwd=base, env=env)
 
-        url = f"http://{options['host']}:{options['port']}"
+        url = f"http://{client_address(options['host'], options['port'])}"
         self.stdout.write(
             self.style.SUCCESS(
                 "\n".join(
@@ -83,6 +119,7 @@ class Command(BaseCommand):
                         f"  admin         {url}/admin/   ({admin_line})",
                         f"  API schema    {url}/api/schema/  (Swagger UI {url}/api/docs/)",
                         f"  health        {url}/health/",
+                        f"  room tokens   for {env['OWT_PORTAL_HOST']} (OWT_PORTAL_HOST)",
                         f"  processes     {', '.join(f'{name} pid {p.pid}' for name, p in children.items())}",
                         "Press Ctrl-C to stop.",
                         "",

@@ -1,6 +1,6 @@
 // The sample join page: join with a token, publish camera/microphone, subscribe to every other
 // stream, list participants. State is exposed as window.owtDemo for tests and the browser console.
-import { ConferenceClient } from "./owt-client.js";
+import { ConferenceClient, IceError, SignalingError } from "./owt-client.js";
 
 const config = JSON.parse(document.getElementById("owt-config").textContent);
 const $ = (id) => document.getElementById(id);
@@ -9,7 +9,13 @@ const demo = {
   client: null,
   publication: null,
   subscriptions: new Map(),
+  /** Stream ids being subscribed to: a Retry or a late `streamadded` must not subscribe twice. */
+  subscribing: new Set(),
   errors: [],
+  /** The failed step on show ({step, message, hint}) or null; Retry runs that step again. */
+  failure: null,
+  /** Participant id → user name, kept after they leave so the log can still name them. */
+  names: new Map(),
   /** Inbound video stats of every subscription: [{streamId, framesDecoded, frameWidth, frameHeight, framesPerSecond}]. */
   async videoStats() {
     const rows = [];
@@ -47,6 +53,58 @@ function fail(what, error) {
 function setStatus(text) {
   $("status").textContent = text;
   document.body.dataset.status = text;
+}
+
+/** A participant's user name (ids only where the page never learnt the name). */
+function who(id) {
+  const name = demo.names.get(id) || id;
+  return demo.client && demo.client.info && id === demo.client.info.id ? `${name} (me)` : name;
+}
+
+function streamLabel(stream) {
+  const owner = stream && stream.info && stream.info.owner;
+  return owner ? `${who(owner)}'s stream` : `stream ${stream.id}`;
+}
+
+/** What to tell the person about a failed step, and what to try before pressing Retry. */
+function explain(step, error) {
+  if (error instanceof IceError) {
+    return "no network path to the media server: check ICE servers (ICE_SERVERS) / firewall, and MEDIA_HOST_ADDRESSES";
+  }
+  const reason = error instanceof SignalingError ? error.reason : "";
+  if (step === "join") {
+    // What decoding a token that is not base64 JSON throws.
+    if (error instanceof SyntaxError || (error && error.name === "InvalidCharacterError")) {
+      return "that is not a room token: paste the whole token from POST /v1/rooms/{room}/tokens";
+    }
+    if (error instanceof SignalingError) {
+      return "the token was refused: tokens work once and expire within minutes; paste a fresh one (the quick demo's join link mints one)";
+    }
+    return "cannot reach the portal named in the token: is it running, and is OWT_PORTAL_HOST an address this browser reaches?";
+  }
+  if (step === "connection") {
+    return "join again; the token is used up, so paste a fresh one (the quick demo's join link mints one)";
+  }
+  if (step === "camera/microphone") return "allow camera/microphone access, or untick what you do not want to publish";
+  if (reason === "unauthorized") return "this participant's role may not publish; join with a presenter token";
+  return "see the log below; Retry starts the step again on a new peer connection";
+}
+
+/** Show the failed step with a hint and a Retry button that runs `retry`; log it as before. */
+function showFailure(step, error, retry) {
+  fail(step, error);
+  const message = `${step} failed: ${error && error.message ? error.message : error}`;
+  demo.failure = { step, message, hint: explain(step, error), retry };
+  $("failure-message").textContent = message;
+  $("failure-hint").textContent = demo.failure.hint;
+  $("failure").hidden = false;
+  document.body.dataset.failure = step;
+}
+
+function clearFailure() {
+  demo.failure = null;
+  $("failure").hidden = true;
+  delete document.body.dataset.failure;
 }
 
 function renderParticipants() {
@@ -98,24 +156,41 @@ function muteButtons(figure, session) {
 }
 
 async function subscribe(stream) {
-  if (demo.subscriptions.has(stream.id) || (stream.info && stream.info.owner === demo.client.info.id)) return;
+  const client = demo.client;
+  const pending = demo.subscribing;
+  const mine = stream.info && stream.info.owner === client.info.id;
+  if (mine || demo.subscriptions.has(stream.id) || pending.has(stream.id)) return;
+  pending.add(stream.id);
   try {
-    const subscription = await demo.client.subscribe(stream);
+    const subscription = await client.subscribe(stream);
+    // Left or rejoined meanwhile: leave() has closed this connection's sessions.
+    if (demo.client !== client) return;
     demo.subscriptions.set(stream.id, subscription);
-    const owner = stream.info && demo.client.participants.get(stream.info.owner);
-    const figure = addVideo($("remote"), stream.id, owner ? owner.user : stream.id, subscription.stream, true);
+    const owner = stream.info && stream.info.owner;
+    const figure = addVideo($("remote"), stream.id, owner ? who(owner) : stream.id, subscription.stream, true);
     muteButtons(figure, subscription);
     subscription.addEventListener("ended", () => {
       demo.subscriptions.delete(stream.id);
       figure.remove();
     });
-    log(`subscribed to ${stream.id}`);
+    subscription.addEventListener("error", (e) =>
+      showFailure(`subscription to ${streamLabel(stream)}`, e.detail.error, subscribeAll),
+    );
+    log(`subscribed to ${streamLabel(stream)}`);
   } catch (error) {
-    fail(`subscribe ${stream.id}`, error);
+    if (demo.client === client) showFailure(`subscribe to ${streamLabel(stream)}`, error, subscribeAll);
+  } finally {
+    pending.delete(stream.id);
   }
 }
 
+/** Subscribe to every remote stream not received yet (the Retry of a failed subscription). */
+async function subscribeAll() {
+  await Promise.all(demo.client.remoteStreams().map(subscribe));
+}
+
 async function publish() {
+  const client = demo.client;
   const audio = $("publish-audio").checked;
   const video = $("publish-video").checked;
   if (!audio && !video) return;
@@ -123,16 +198,49 @@ async function publish() {
   try {
     media = await navigator.mediaDevices.getUserMedia({ audio, video: video ? { width: 640, height: 480 } : false });
   } catch (error) {
-    fail("camera/microphone", error);
+    if (demo.client === client) showFailure("camera/microphone", error, publish);
     return;
   }
+  const release = () => {
+    for (const track of media.getTracks()) track.stop();
+  };
   try {
-    demo.publication = await demo.client.publish(media);
-    const figure = addVideo($("local"), demo.publication.id, "me", media, true);
-    muteButtons(figure, demo.publication);
-    log(`published ${demo.publication.id}`);
+    // A failed publish has closed its own peer connection: a retry starts a new one.
+    const publication = await client.publish(media);
+    if (demo.client !== client) {
+      release();
+      return;
+    }
+    demo.publication = publication;
+    const figure = addVideo($("local"), publication.id, "me", media, true);
+    muteButtons(figure, publication);
+    publication.addEventListener("ended", () => {
+      if (demo.publication === publication) demo.publication = null;
+      figure.remove();
+      release();
+    });
+    publication.addEventListener("error", (e) => showFailure("publish", e.detail.error, publish));
+    log(`published my stream (${[audio && "audio", video && "video"].filter(Boolean).join(" + ")})`);
   } catch (error) {
-    fail("publish", error);
+    release(); // Retry asks for the camera again
+    if (demo.client === client) showFailure("publish", error, publish);
+  }
+}
+
+/** Forget the previous connection's media and close it (a Retry of join starts from nothing). */
+async function discardClient() {
+  const old = demo.client;
+  demo.client = null;
+  demo.publication = null;
+  demo.subscriptions.clear();
+  demo.subscribing = new Set();
+  $("local").replaceChildren();
+  $("remote").replaceChildren();
+  if (!old) return;
+  try {
+    await old.leave();
+  } catch {
+    // Already disconnected: leave() has closed what was left.
   }
 }
 
@@ -141,45 +249,70 @@ async function join(event) {
   const token = $("token").value.trim();
   if (!token) return;
   $("join").disabled = true;
+  clearFailure();
+  await discardClient();
   setStatus("joining");
   const client = new ConferenceClient({ iceServers: config.iceServers || [] });
   demo.client = client;
-  client.addEventListener("participantjoined", (e) => {
+  // Events of a connection the page has since replaced (Leave, Retry) must not touch the page.
+  const on = (name, handler) =>
+    client.addEventListener(name, (e) => {
+      if (demo.client === client) handler(e);
+    });
+  on("participantjoined", (e) => {
+    demo.names.set(e.detail.id, e.detail.user);
     log(`${e.detail.user} joined`);
     renderParticipants();
   });
-  client.addEventListener("participantleft", (e) => {
-    log(`${e.detail.id} left`);
+  on("participantleft", (e) => {
+    log(`${who(e.detail.id)} left`);
     renderParticipants();
   });
-  client.addEventListener("streamadded", (e) => subscribe(e.detail));
-  client.addEventListener("streamupdated", (e) => log(`stream ${e.detail.id} ${e.detail.field} = ${JSON.stringify(e.detail.value)}`));
-  client.addEventListener("streamremoved", (e) => log(`stream ${e.detail.id} removed`));
-  client.addEventListener("messagereceived", (e) => log(`${e.detail.from}: ${JSON.stringify(e.detail.message)}`));
-  client.addEventListener("dropped", () => setStatus("dropped"));
-  client.addEventListener("serverdisconnected", () => {
-    if (document.body.dataset.status !== "dropped") setStatus("disconnected");
+  on("streamadded", (e) => subscribe(e.detail));
+  on("streamupdated", (e) =>
+    log(`${streamLabel(e.detail.stream || e.detail)}: ${e.detail.field} = ${JSON.stringify(e.detail.value)}`),
+  );
+  on("streamremoved", (e) => log(`${streamLabel(e.detail)} removed`));
+  on("messagereceived", (e) => log(`${who(e.detail.from)}: ${JSON.stringify(e.detail.message)}`));
+  on("dropped", () => setStatus("dropped"));
+  on("serverdisconnected", () => {
+    const dropped = document.body.dataset.status === "dropped";
+    if (!dropped) setStatus("disconnected");
     $("join").disabled = false;
+    // Whatever failed before is moot now: the way back is a new join.
+    const reason = dropped ? "removed from the room" : "the signaling connection closed";
+    showFailure("connection", new Error(reason), join);
   });
   try {
     const info = await client.join(token, { url: config.signalingUrl || undefined });
+    demo.names.set(info.id, info.user);
+    for (const participant of info.room.participants || []) demo.names.set(participant.id, participant.user);
     setStatus("joined");
     $("me").textContent = `${info.user} (${info.role}) in room ${info.room.id}`;
     renderParticipants();
   } catch (error) {
-    fail("join", error);
+    showFailure("join", error, join);
     setStatus("failed");
     $("join").disabled = false;
     return;
   }
   await publish();
-  for (const stream of client.remoteStreams()) subscribe(stream);
+  await subscribeAll();
 }
 
 $("join-form").addEventListener("submit", join);
 $("leave").addEventListener("click", async () => {
-  if (demo.client) await demo.client.leave();
+  clearFailure();
+  await discardClient();
   setStatus("left");
+  $("join").disabled = false;
+});
+$("retry").addEventListener("click", async () => {
+  const failure = demo.failure;
+  if (!failure) return;
+  clearFailure();
+  log(`retrying ${failure.step}`);
+  await failure.retry();
 });
 $("send").addEventListener("click", async () => {
   if (!demo.client) return;

@@ -28,6 +28,17 @@ export class SignalingError extends Error {
   }
 }
 
+/**
+ * A publication or subscription whose media never found a network path to the server: ICE failed,
+ * or had not connected when the session timed out. Other session failures are plain Errors.
+ */
+export class IceError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "IceError";
+  }
+}
+
 /** Decode an OWT token string (base64 JSON {tokenId, host, secure, signature}). */
 export function decodeToken(token) {
   return JSON.parse(atob(token));
@@ -130,6 +141,10 @@ class Session extends EventTarget {
       const { candidate, sdpMid, sdpMLineIndex } = event.candidate;
       this._soac({ type: "candidate", candidate: { candidate: `a=${candidate}`, sdpMid, sdpMLineIndex } });
     };
+    pc.addEventListener("iceconnectionstatechange", () => {
+      // "failed" is final without an ICE restart, which this client does not do.
+      if (pc.iceConnectionState === "failed") this._fail(new IceError("ICE failed"));
+    });
   }
 
   /** Offer, ask the server (`request` with the body `buildData()` makes once mids exist), wait for ready. */
@@ -143,12 +158,19 @@ class Session extends EventTarget {
     const offer = this.pc.localDescription;
     this._offerSent = true;
     await this._soac({ type: offer.type, sdp: offer.sdp });
-    const timer = setTimeout(() => this._fail(`${request} timed out`), SESSION_TIMEOUT_MS);
+    const timer = setTimeout(() => this._fail(this._timeoutError(request)), SESSION_TIMEOUT_MS);
     try {
       await this._readyPromise;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Why the server never said ready: ICE still not connected is a network problem, not the server's. */
+  _timeoutError(request) {
+    const ice = this.pc.iceConnectionState;
+    if (ice === "connected" || ice === "completed") return new Error(`${request} timed out`);
+    return new IceError(`${request} timed out with ICE ${ice}`);
   }
 
   _soac(signaling) {
@@ -179,15 +201,19 @@ class Session extends EventTarget {
     }
   }
 
+  /** End the session because of `reason` (an Error, or text for a plain Error). */
   _fail(reason) {
-    this._ready.reject(new Error(String(reason)));
-    if (!this.ended) this.dispatchEvent(new CustomEvent("error", { detail: { reason } }));
+    const error = reason instanceof Error ? reason : new Error(String(reason));
+    this._ready.reject(error);
+    if (!this.ended) this.dispatchEvent(new CustomEvent("error", { detail: { reason: error.message, error } }));
     this._end();
   }
 
   _end() {
     if (this.ended) return;
     this.ended = true;
+    // Ended before ready (leave, a closed socket): negotiation stops now, not at its timeout.
+    this._ready.reject(new Error("session ended"));
     this.client._sessions.delete(this.transportId);
     this.pc.close();
     this.dispatchEvent(new Event("ended"));
@@ -198,7 +224,7 @@ class Session extends EventTarget {
   }
 }
 
-/** A local stream published to the room. Events: "ended", "error". */
+/** A local stream published to the room. Events: "ended", "error" {reason, error}. */
 export class Publication extends Session {
   constructor(client, pc, stream) {
     super(client, pc);
@@ -224,7 +250,7 @@ export class Publication extends Session {
   }
 }
 
-/** A remote stream received from the room; `stream` is a MediaStream. Events: "ended", "error". */
+/** A remote stream received from the room; `stream` is a MediaStream. Events: "ended", "error" {reason, error}. */
 export class Subscription extends Session {
   constructor(client, pc, streamId) {
     super(client, pc);
@@ -342,6 +368,12 @@ export class ConferenceClient extends EventTarget {
       await session._negotiate(event, buildRequest);
     } catch (error) {
       session._end();
+      // The server made a session for the request (ICE failed, timed out): remove it, or it
+      // stays listed half-open and a retry leaves two behind.
+      if (session.id && this.signaling) {
+        const cancel = event === "publish" ? "unpublish" : "unsubscribe";
+        await this.signaling.request(cancel, { id: session.id }).catch(() => {});
+      }
       throw error;
     }
   }

@@ -1,0 +1,58 @@
+"""runplatform: the room tokens its portal hands out point where it listens (--host/--port)."""
+
+import base64
+import json
+import subprocess
+import sys
+
+import pytest
+
+from owt.localserver import ROOT, portal_env
+from owt.management.commands.runplatform import Command, child_environment, client_address
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", "127.0.0.1:9000"),
+        ("0.0.0.0", "127.0.0.1:9000"),
+        ("::", "127.0.0.1:9000"),
+        ("::1", "[::1]:9000"),
+        ("owt.local", "owt.local:9000"),
+    ],
+)
+def test_client_address_is_reachable(host, expected):
+    assert client_address(host, 9000) == expected
+
+
+def test_an_explicit_portal_host_wins():
+    assert child_environment({"OWT_PORTAL_HOST": "owt.example.org"}, "0.0.0.0", 9000)["OWT_PORTAL_HOST"] == (
+        "owt.example.org"
+    )
+    assert child_environment({"OWT_PORTAL_HOST": ""}, "0.0.0.0", 9000)["OWT_PORTAL_HOST"] == "127.0.0.1:9000"
+
+
+def test_children_hand_out_tokens_for_the_port_given(tmp_path):
+    """A child started with runplatform's environment for ``--port 9000`` mints tokens for
+    port 9000 and lets the page's WebSocket reach it (CSP connect-src, served over TLS)."""
+    options = vars(Command().create_parser("manage.py", "runplatform").parse_args(["--port", "9000"]))
+    parent = portal_env(tmp_path, OWT_TLS="1")
+    parent.pop("OWT_PORTAL_HOST", None)
+    env = child_environment(parent, options["host"], options["port"])
+    code = (
+        "import json, django; django.setup()\n"
+        "from django.conf import settings; from django.core.management import call_command\n"
+        "from conference.services import room_create, service_bootstrap_super\n"
+        "from streamengine.services import token_create\n"
+        "call_command('migrate', verbosity=0)\n"
+        "room = room_create(service=service_bootstrap_super()[0], name='r', options={})\n"
+        "token = token_create(domain_id=room.id, user='alice', role='presenter')\n"
+        "csp = settings.CONTENT_SECURITY_POLICY['DIRECTIVES']['connect-src']\n"
+        "print(json.dumps({'token': token, 'connect_src': csp}))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True
+    )
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert json.loads(base64.b64decode(result["token"]))["host"] == "127.0.0.1:9000"
+    assert "wss://127.0.0.1:9000" in result["connect_src"]
