@@ -224,3 +224,34 @@ async def test_json_frame_clients_may_join_a_transport_too(signaling_url, tenant
         mine = await bob.publish([SyntheticAudioTrack()])
         subscription = await alice.subscribe(mine.id, video=False)
         assert (await asyncio.wait_for(subscription.tracks["audio"].recv(), 10)).sample_rate == 48000
+
+
+async def test_a_simulcast_offer_is_refused_with_a_clear_error(signaling_url, tenant):  # noqa: F811
+    """The SDK's simulcast publish carries ``a=rid``/``a=simulcast`` in the offer, not in the request."""
+    from aiortc import RTCPeerConnection
+
+    url = base(signaling_url)
+    async with SdkFlowClient(url, transports=["websocket"]) as alice:
+        await alice.join(await tenant["token"]("alice"))
+        pc = RTCPeerConnection()
+        try:
+            transceiver = pc.addTransceiver(SyntheticVideoTrack(), direction="sendonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            ack = await alice.request(
+                "publish",
+                {"media": {"tracks": [{"type": "video", "mid": transceiver.mid}]}, "transport": {"type": "webrtc"}},
+            )
+            layers = "a=rid:q send\r\na=rid:h send\r\na=simulcast:send q;h\r\n"
+            sdp = pc.localDescription.sdp.replace(
+                f"a=mid:{transceiver.mid}\r\n", f"a=mid:{transceiver.mid}\r\n{layers}"
+            )
+            await alice.request("soac", {"id": ack["transportId"], "signaling": {"type": "offer", "sdp": sdp}})
+            error = await alice.wait_for("progress", lambda d: d.get("status") == "error")
+            assert error == {
+                "id": ack["transportId"],
+                "sessionId": ack["id"],
+                "status": "error",
+                "data": "Simulcast (rid layers) is not supported: publish a single encoding",
+            }
+        finally:
+            await pc.close()
