@@ -56,7 +56,7 @@ class _ClosedTransport:
 
 
 def check_aiortc_internals() -> None:
-    """Fail loudly if the private aiortc names the passthrough uses are gone."""
+    """Fail loudly if the private aiortc names the engine uses are gone."""
     receiver = RTCRtpReceiver("video", _ClosedTransport())  # type: ignore[arg-type]
     missing = []
     if not isinstance(getattr(receiver, DECODER_QUEUE_ATTR, None), queue.Queue):
@@ -70,6 +70,8 @@ def check_aiortc_internals() -> None:
     transceiver_init = RTCRtpTransceiver.__init__.__code__
     if "_codecs" not in transceiver_init.co_names:
         missing.append("RTCRtpTransceiver._codecs")
+    if "_stream_id" not in RTCRtpSender.__init__.__code__.co_names:
+        missing.append("RTCRtpSender._stream_id")
     if missing:
         raise AiortcInternalsChanged(
             "aiortc changed: the encoded-frame passthrough needs "

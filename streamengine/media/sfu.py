@@ -414,7 +414,8 @@ class SFU:
             for published in session.published.values():
                 published.stop()
             for subscription in list(session.subscriptions):
-                await self.end_session(subscription.id)
+                # Its subscriber is told (session progress error), as OWT does; the SDK then ends it.
+                await self._fail(subscription, "Source stream loss")
         else:
             del participant.subscriptions[session_id]
             for track in session.forwarded.values():
@@ -669,6 +670,10 @@ class SFU:
             raise SessionError(f"Format {wants['codec']} not available for this subscriber")
         track = self._feed(session, transceiver, requested, codec_name(transceiver))
         transceiver.direction = "sendonly"
+        # The answer's a=msid names one MediaStream per subscription (aiortc gives every
+        # transceiver it creates the peer connection's one stream id): the JS SDK hands a
+        # subscription the stream of its first track event.
+        transceiver.sender._stream_id = session.id
         session.forwarded[str(transceiver.mid)] = track
 
     def _feed(

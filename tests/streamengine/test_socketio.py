@@ -75,6 +75,9 @@ async def test_sdk_flow_shares_one_transport_for_publications_and_subscriptions(
         assert await decodes(first) == (640, 480)
         assert await decodes(second) == (320, 240)
         assert (await decodes(first, "audio"))[0] == 48000
+        # One MediaStream per subscription in the answer (the SDK gives each its stream).
+        streams = [line.split()[0] for line in bob.pc.remoteDescription.sdp.splitlines() if line.startswith("a=msid:")]
+        assert streams == [f"a=msid:{first.id}", f"a=msid:{first.id}", f"a=msid:{second.id}"]
 
         # REST lists what was created over socket.io exactly as for the JSON framing.
         participants = (await rest(api, "get", f"/v1/rooms/{room.id}/participants")).json()
@@ -86,8 +89,13 @@ async def test_sdk_flow_shares_one_transport_for_publications_and_subscriptions(
         # and the transport goes on carrying the camera and a new subscription.
         await alice.unpublish(screen)
         await bob.wait_for("stream", lambda d: d["status"] == "remove" and d["id"] == screen.id)
+        # The subscription to it ends with it, and its subscriber is told (as OWT does).
+        async with asyncio.timeout(10):
+            while second.error is None:
+                await asyncio.sleep(0.05)
+        assert second.error == "Source stream loss"
         with pytest.raises(SignalingError, match="Subscription not found"):
-            await bob.unsubscribe(second)  # it ended with its stream
+            await bob.unsubscribe(second)
         third = await bob.subscribe(camera.id, audio=False)
         assert await decodes(third) == (640, 480)
         await bob.unsubscribe(third)
