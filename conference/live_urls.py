@@ -1,4 +1,4 @@
-"""Routes of the management resources over the live engine (participants, streams).
+"""Routes of the management resources over the live engine (participants, streams, recordings).
 
 Each route answers under ``/v1/`` and ``/v1.1/`` (the version picks the stream form) and
 with or without a trailing slash; the slash variants stay out of the OpenAPI schema.
@@ -6,7 +6,7 @@ with or without a trailing slash; the slash variants stay out of the OpenAPI sch
 
 from django.urls import URLPattern, path
 
-from conference import live_views
+from conference import job_views, live_views
 
 
 def routes(route: str, view: type, name: str, version: str) -> list[URLPattern]:
@@ -31,4 +31,12 @@ for version in ("v1", "v1.1"):
         ),
         *routes(f"{room}/streams", live_views.StreamListView, f"live-streams-{suffix}", version),
         *routes(f"{room}/streams/<str:stream_id>", live_views.StreamDetailView, f"live-stream-{suffix}", version),
+        *routes(f"{room}/recordings", job_views.RecordingListView, f"recordings-{suffix}", version),
+        *routes(f"{room}/recordings/<str:recording_id>", job_views.RecordingDetailView, f"recording-{suffix}", version),
+        *routes(
+            f"{room}/recordings/<str:recording_id>/file",
+            job_views.RecordingFileView,
+            f"recording-file-{suffix}",
+            version,
+        ),
     ]

@@ -212,6 +212,7 @@ CELERY_TASK_DEFAULT_QUEUE = "data"
 # {"queue": "media"} route here when it is added. Everything else runs on "data".
 CELERY_TASK_ROUTES = {
     "owt.ping": {"queue": "data"},
+    "streamengine.tasks.run_media_job": {"queue": "media"},
     "metrics.tasks.*": {"queue": "data"},
     "portal_stats.tasks.*": {"queue": "data"},
     "streamengine.tasks.*": {"queue": "data"},
@@ -239,6 +240,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Room tokens never consumed would otherwise stay in the database forever.
     "streamengine-purge-expired-tokens": {"task": "streamengine.tasks.purge_expired_tokens", "schedule": 3600.0},
+    # Media jobs whose worker died (lapsed lease) are restarted or failed; running workers reap too.
+    "streamengine-reap-media-jobs": {
+        "task": "streamengine.tasks.reap_media_jobs",
+        "schedule": 2.0,
+        "options": {"expires": 2},
+    },
 }
 CELERY_RESULT_EXPIRES = 24 * 3600
 
@@ -374,6 +381,23 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 }
 # /health/ shows why a check failed only to staff sessions or with "Authorization: Bearer <token>".
 HEALTH_TOKEN = os.environ.get("HEALTH_TOKEN", "")
+
+# --- streamengine: media jobs (recordings, streaming-outs, streaming-ins; docs/media-jobs.md) -----
+# A worker renews a job's lease every heartbeat; a lease not renewed for LEASE seconds means
+# the worker is gone: the job is offered again (up to MAX_ATTEMPTS runs) or failed.
+MEDIA_JOB_HEARTBEAT_SECONDS = float(os.environ.get("MEDIA_JOB_HEARTBEAT_SECONDS", "0.5"))
+MEDIA_JOB_LEASE_SECONDS = float(os.environ.get("MEDIA_JOB_LEASE_SECONDS", "5"))
+MEDIA_JOB_MAX_ATTEMPTS = int(os.environ.get("MEDIA_JOB_MAX_ATTEMPTS", "3"))
+# CPU cores the jobs of one host may hold (each job kind has a cost: a passthrough recording
+# ~0.05, a transcoded output ~1); above it a worker leaves new jobs to others.
+MEDIA_JOB_CPU_BUDGET = float(os.environ.get("MEDIA_JOB_CPU_BUDGET", str(round((os.cpu_count() or 1) * 0.9, 2))))
+MEDIA_JOB_RETRY_SECONDS = float(os.environ.get("MEDIA_JOB_RETRY_SECONDS", "2"))
+MEDIA_JOB_PENDING_RESEND_SECONDS = float(os.environ.get("MEDIA_JOB_PENDING_RESEND_SECONDS", "10"))
+MEDIA_JOB_MAX_SECONDS = int(os.environ.get("MEDIA_JOB_MAX_SECONDS", str(24 * 3600)))
+# Where a media job's peer joins its room: the portal's JSON-frame signaling endpoint.
+OWT_INTERNAL_SIGNALING_URL = os.environ.get(
+    "OWT_INTERNAL_SIGNALING_URL", f"{'wss' if OWT_PORTAL_SECURE else 'ws'}://{OWT_PORTAL_HOST}/ws/signaling/"
+)
 
 # --- streamengine: signaling limits -----------------------------------------------------
 # A longer signaling frame (in characters) gets the "Invalid frame" error ack unparsed; an

@@ -115,6 +115,7 @@ class Session:
     error: str | None = None
     tracks: dict[str, MediaStreamTrack] = field(default_factory=dict)  # subscriptions: by kind
     frames: asyncio.Queue | None = None  # encoded subscriptions: (kind, data, timestamp)
+    codecs: dict[str, str] = field(default_factory=dict)  # encoded subscriptions: codec by kind
 
 
 class ConferenceClient:
@@ -281,15 +282,18 @@ class ConferenceClient:
         pc = RTCPeerConnection(rtc_configuration())
         frames: asyncio.Queue | None = asyncio.Queue(maxsize=1000) if encoded else None
         received: dict[str, MediaStreamTrack] = {}
+        codecs: dict[str, str] = {}
+
+        def tapped(codec: str, frame, kind: str) -> None:
+            codecs[kind] = codec
+            _offer(frames, (kind, frame.data, frame.timestamp))
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             received[track.kind] = track
             if frames is not None:
                 receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
-                install_tap(
-                    receiver, lambda codec, frame, kind=track.kind: _offer(frames, (kind, frame.data, frame.timestamp))
-                )
+                install_tap(receiver, lambda codec, frame, kind=track.kind: tapped(codec, frame, kind))
 
         kinds = [k for k, wanted in (("video", video), ("audio", audio)) if wanted]
         transceivers = [pc.addTransceiver(kind, direction="recvonly") for kind in kinds]
@@ -305,7 +309,7 @@ class ConferenceClient:
         session = await self._negotiate(
             "subscribe", pc, {"media": {"tracks": tracks}, "transport": {"type": "webrtc"}}, timeout
         )
-        session.tracks, session.frames = received, frames
+        session.tracks, session.frames, session.codecs = received, frames, codecs
         return session
 
     async def unpublish(self, session: Session) -> None:

@@ -63,6 +63,10 @@ class SubscriptionNotFound(NotFound):
     default_message = "Subscription not found"
 
 
+class JobNotFound(NotFound):
+    default_message = "Job not found"
+
+
 class TransportNotFound(NotFound):
     default_message = "Transport not found"
 

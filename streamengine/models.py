@@ -49,6 +49,8 @@ class Token(models.Model):
     secure = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
+    # Set for the internal credential of a media job: its participant is the job's, not a user.
+    job = models.ForeignKey("MediaJob", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
 
     def __str__(self) -> str:
         return f"{self.user}/{self.role}@{self.domain_id}"
@@ -86,6 +88,8 @@ class Participant(models.Model):
     user_agent = models.JSONField(default=dict, blank=True)
     protocol = models.CharField(max_length=8, default="1.2")
     joined_at = models.DateTimeField(auto_now_add=True)
+    # A media job's participant: not listed as a user, its sessions typed by the job's kind.
+    job = models.ForeignKey("MediaJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="participants")
 
     class Meta:
         indexes = [models.Index(fields=["domain", "joined_at"])]
@@ -141,3 +145,51 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class MediaJob(models.Model):
+    """A server-side media job (recording, streaming-out, streaming-in, …) run by a Celery worker.
+
+    The row is the job's truth: the broker only delivers "run job N" once (acked on receipt);
+    the worker holding the job renews ``lease_until`` with every heartbeat, and a job whose
+    lease lapsed is restarted or failed by the reaper (``streamengine.jobs.services``).
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        STARTING = "starting"
+        RUNNING = "running"
+        STOPPING = "stopping"
+        FINISHED = "finished"
+        FAILED = "failed"
+
+    ACTIVE = (State.PENDING, State.STARTING, State.RUNNING, State.STOPPING)
+
+    id = models.CharField(primary_key=True, max_length=32)
+    kind = models.CharField(max_length=32, db_index=True, help_text="recording | streaming-out | streaming-in")
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="jobs")
+    # What to do: the resource's request (media sources, container, url, parameters, connection).
+    spec = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    reason = models.TextField(blank=True, help_text="Why it failed (or how it ended)")
+    worker = models.CharField(max_length=255, blank=True, help_text="host/pid of the worker running it")
+    attempt = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    # {"duration": s, "bytes": n, "frames": {"audio": n, "video": n}, "last_error": str}
+    progress = models.JSONField(default=dict, blank=True)
+    # What it produced: {"storage": {"host", "file"}, "files": [...], "url": ..., "stream": id}
+    result = models.JSONField(default=dict, blank=True)
+    cost = models.FloatField(default=0.0, help_text="CPU cores it is expected to use (the worker's budget)")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["domain", "kind", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.state})"
+
+    @property
+    def active(self) -> bool:
+        return self.state in self.ACTIVE

@@ -103,6 +103,7 @@ class SdkFlowClient:
         elif session is not None and status == "error":
             session.error = str(data.get("data"))
             session.ready.set()
+            self.answered.set()  # a refused session gets no answer: the next negotiation goes on (SDK)
 
     async def request(self, event: str, data: object = None, timeout: float = 10.0) -> object:
         """``emit(event, data, ack)``; the ack data, or :class:`SignalingError` on ``error``."""

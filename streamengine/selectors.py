@@ -20,7 +20,8 @@ def participant_get(*, participant_id: str) -> Participant | None:
 
 
 def domain_participants(*, domain_id: str) -> QuerySet[Participant]:
-    return Participant.objects.filter(domain_id=domain_id).order_by("joined_at")
+    """The users in a domain (media jobs' internal participants are not users)."""
+    return Participant.objects.filter(domain_id=domain_id, job__isnull=True).order_by("joined_at")
 
 
 def publication_stream(publication: Publication) -> dict:

@@ -38,6 +38,9 @@ from streamengine.outbox import Outbox, engine_write
 from streamengine.tokens import TokenString, sign
 
 MISSED_HEARTBEATS = 3
+# The type (OWT ``info.type``) of the sessions a media job's participant makes, by job kind.
+JOB_SESSION_TYPES = {"recording": "recording", "streaming-out": "streaming", "streaming-in": "streaming"}
+JOB_ROLE = {"role": "admin", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}}
 
 
 def domain_configure(*, domain_id: str, owner: str, config: dict) -> Domain:
@@ -58,12 +61,18 @@ def token_create(
     origin: dict | None = None,
     host: str | None = None,
     secure: bool | None = None,
+    job_id: str | None = None,
 ) -> str:
-    """Issue a one-time token for ``domain_id`` and return the token string clients send at login."""
+    """Issue a one-time token for ``domain_id`` and return the token string clients send at login.
+
+    ``job_id``: the internal credential of that media job (its participant is the job's).
+    """
     domain = Domain.objects.filter(id=domain_id).first()
     if domain is None:
         raise DomainNotFound()
-    if not isinstance(user, str) or not user or not isinstance(role, str) or domain.role(role) is None:
+    if not isinstance(user, str) or not user or not isinstance(role, str):
+        raise InvalidTokenRequest()
+    if job_id is None and domain.role(role) is None:
         raise InvalidTokenRequest()
     host = host or settings.OWT_PORTAL_HOST
     token = Token.objects.create(
@@ -74,6 +83,7 @@ def token_create(
         host=host,
         secure=settings.OWT_PORTAL_SECURE if secure is None else secure,
         expires_at=timezone.now() + timedelta(seconds=settings.OWT_TOKEN_LIFETIME_SECONDS),
+        job_id=job_id,
     )
     return TokenString(token.id, token.host, token.secure, sign(token.id, token.host)).encode()
 
@@ -172,11 +182,13 @@ def participant_join(
         domain = Domain.objects.select_for_update().filter(id=token.domain_id).first()
         if domain is None:
             raise DomainNotFound()
-        role = domain.role(token.role)
+        # A media job may publish and subscribe whatever the room's roles say.
+        role = JOB_ROLE if token.job_id else domain.role(token.role)
         if role is None:
             raise InvalidRole()
         limit = domain.config.get("participantLimit", -1)
-        if isinstance(limit, int) and limit > 0 and domain.participants.count() >= limit:
+        users = domain.participants.filter(job__isnull=True)
+        if token.job_id is None and isinstance(limit, int) and limit > 0 and users.count() >= limit:
             raise RoomFull()
         participant = Participant.objects.create(
             id=participant_id,
@@ -187,19 +199,21 @@ def participant_join(
             portal=portal,
             user_agent=user_agent,
             protocol=protocol,
+            job_id=token.job_id,
         )
     try:
         domain_place(domain_id=domain.id, stale_after=stale_after(), only=only_node)
     except ApiError:
         participant.delete()
         raise
-    outbox.notify_domain(
-        domain.id,
-        "participant",
-        {"action": "join", "data": selectors.participant_brief(participant)},
-        exclude=participant.id,
-        gate="participantActivities",
-    )
+    if participant.job_id is None:  # a media job is no user: nobody hears it join
+        outbox.notify_domain(
+            domain.id,
+            "participant",
+            {"action": "join", "data": selectors.participant_brief(participant)},
+            exclude=participant.id,
+            gate="participantActivities",
+        )
     return participant
 
 
@@ -210,7 +224,7 @@ def participant_left(outbox: Outbox, *, participant_id: str) -> None:
         participant = Participant.objects.filter(id=participant_id).first()
         if participant is None:
             return  # already removed (dropped through REST, or a dead node's clean-up)
-        domain_id = participant.domain_id
+        domain_id, job_id = participant.domain_id, participant.job_id
         publication_ids = list(participant.publications.values_list("id", flat=True))
         # Others' subscriptions to its streams end with them (the node closes their transports).
         Subscription.objects.filter(domain_id=domain_id, info__from__in=publication_ids).delete()
@@ -218,9 +232,10 @@ def participant_left(outbox: Outbox, *, participant_id: str) -> None:
     outbox.to_node(domain_id, protocol.EndParticipant(participant_id))
     for publication_id in publication_ids:
         _stream_removed(outbox, domain_id, publication_id)
-    outbox.notify_domain(
-        domain_id, "participant", {"action": "leave", "data": participant_id}, gate="participantActivities"
-    )
+    if job_id is None:
+        outbox.notify_domain(
+            domain_id, "participant", {"action": "leave", "data": participant_id}, gate="participantActivities"
+        )
 
 
 @engine_write
@@ -300,7 +315,7 @@ def publication_create(
     ``keep_transport``: the client keeps that new transport for later sessions.
     """
     with transaction.atomic():
-        participant = Participant.objects.select_related("domain").filter(id=participant_id).first()
+        participant = Participant.objects.select_related("domain", "job").filter(id=participant_id).first()
         if participant is None:
             raise ParticipantNotFound()
         _check_kinds(participant, "publish", {t["type"] for t in tracks})
@@ -326,7 +341,13 @@ def publication_create(
             participant=participant,
             node=domain.node,
             media=media,
-            info={"owner": participant.id, "type": "webrtc", "inViews": [], "attributes": attributes},
+            # A streaming-in job's stream is the room's own (OWT: owner "admin", type "streaming").
+            info={
+                "owner": "admin" if participant.job else participant.id,
+                "type": JOB_SESSION_TYPES[participant.job.kind] if participant.job else "webrtc",
+                "inViews": [],
+                "attributes": attributes,
+            },
             transport_id=transport_id or publication_id,
         )
     outbox.to_node(
@@ -365,7 +386,7 @@ def subscription_create(
 ) -> Subscription:
     """Register a subscription to one ready publication (every track ``from`` the same stream);
     ``transport_id`` / ``keep_transport`` as for :func:`publication_create`."""
-    participant = Participant.objects.filter(id=participant_id).first()
+    participant = Participant.objects.select_related("job").filter(id=participant_id).first()
     if participant is None:
         raise ParticipantNotFound()
     _check_kinds(participant, "subscribe", {t["type"] for t in tracks})
@@ -373,13 +394,15 @@ def subscription_create(
     if len(sources) != 1:
         raise Unauthorized("All tracks of a subscription must come from one stream")
     publication_id = _ready_source(participant, sources.pop())
+    kind = JOB_SESSION_TYPES[participant.job.kind] if participant.job else "webrtc"
     subscription = Subscription.objects.create(
         id=subscription_id,
+        kind=kind,
         domain_id=participant.domain_id,
         participant=participant,
         node_id=Domain.objects.filter(id=participant.domain_id).values_list("node_id", flat=True).first(),
         media={"tracks": [{**t, "from": publication_id, "status": "active"} for t in tracks]},
-        info={"owner": participant.id, "type": "webrtc", "from": publication_id},
+        info={"owner": participant.id, "type": kind, "from": publication_id},
         transport_id=transport_id or subscription_id,
     )
     outbox.to_node(

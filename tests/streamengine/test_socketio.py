@@ -17,9 +17,11 @@ from asgiref.sync import sync_to_async
 
 from streamengine import services as engine_services
 from streamengine.client import ConferenceClient, SignalingError, SyntheticAudioTrack, SyntheticVideoTrack
+from streamengine.reconnection import parked_take
 from streamengine.sdkflow import SdkFlowClient
 from tests.streamengine import live_state as ls
 from tests.streamengine.conftest import signaling_url  # noqa: F401  (a real server in the test's loop)
+from tests.streamengine.helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -176,11 +178,11 @@ async def test_sdk_errors_come_back_as_error_acks(signaling_url, tenant):  # noq
 
         # Another participant cannot use alice's transport: the session fails, nothing hangs.
         await eve.join(await tenant["token"]("eve"))
+        with pytest.raises(SignalingError, match="Transport not found"):
+            await eve.request("soac", {"id": alice.transport_id, "signaling": {"type": "offer", "sdp": "v=0"}})
         eve.transport_id = alice.transport_id
         with pytest.raises(SignalingError, match="Transport not found"):
             await eve.subscribe(camera.id, audio=False, timeout=5)
-        with pytest.raises(SignalingError, match="Transport not found"):
-            await eve.request("soac", {"id": alice.transport_id, "signaling": {"type": "offer", "sdp": "v=0"}})
         assert a["id"] != eve.info["id"]
 
 
@@ -190,7 +192,7 @@ async def test_relogin_answers_the_js_sdk_with_a_ticket_string_and_replays(signa
         ticket = (await bob.join(await tenant["token"]("bob")))["reconnectionTicket"]
         await alice.join(await tenant["token"]("alice"))
         await bob.sio.disconnect()  # the socket drops without logout: bob is parked
-        await asyncio.sleep(0.2)
+        await eventually(lambda: parked_take(bob.info["id"]) is not None, db=False)
         await alice.text("all", "while you were away")
 
         bob.sio = type(bob.sio)(reconnection=False)
@@ -210,6 +212,7 @@ async def test_relogin_keeps_the_documented_shape_for_other_sdks(signaling_url, 
     async with ConferenceClient(signaling_url) as bob:
         ticket = (await bob.join(await tenant["token"]("bob")))["reconnectionTicket"]
         await bob.ws.close()
+        await eventually(lambda: parked_take(bob.info["id"]) is not None, db=False)
     async with ConferenceClient(signaling_url) as bob_again:
         resumed = await bob_again.relogin(ticket)
         assert set(resumed) == {"ticket", "messages"}

@@ -1,0 +1,112 @@
+"""Recordings of a room (spec 5.6): media jobs of kind ``recording`` run by the Celery workers.
+
+``POST`` validates the request and creates the job (``streamengine.jobs.services``); a media
+worker joins the room and writes the file; ``GET`` shows its state and progress while it
+runs; ``PATCH`` switches sources or pauses a track live; ``DELETE`` stops it (the file is
+closed properly); ``GET …/file`` downloads the file (MAuth, like every route here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from conference.job_serializers import (
+    RecordingAbstractSerializer,
+    recording_abstract,
+    recording_apply_patch,
+    recording_spec,
+)
+from conference.live_views import LiveRoomView
+from conference.models import Room
+from streamengine import selectors as engine_selectors
+from streamengine.exceptions import JobNotFound
+from streamengine.jobs import services as jobs
+from streamengine.jobs.recording import RecordingJob
+from streamengine.models import MediaJob, Publication
+
+RECORDING_EXAMPLE = OpenApiExample(
+    "record a stream's audio and video into Matroska",
+    value={"container": "mkv", "media": {"audio": {"from": "<streamId>"}, "video": {"from": "<streamId>"}}},
+    request_only=True,
+)
+
+
+def room_streams(room: Room) -> dict[str, Publication]:
+    return {p.id: p for p in engine_selectors.domain_streams(domain_id=room.id)}
+
+
+def recording_in(room: Room, recording_id: str) -> MediaJob:
+    job = MediaJob.objects.filter(id=recording_id, domain_id=room.id, kind=RecordingJob.kind).first()
+    if job is None:
+        raise JobNotFound("Recording not found")
+    return job
+
+
+@extend_schema(tags=["rooms: recordings"])
+class RecordingListView(LiveRoomView):
+    @extend_schema(
+        responses={200: RecordingAbstractSerializer(many=True)}, summary="Recordings of the room (running and ended)"
+    )
+    def get(self, request: Request, version: str, room_id: str) -> Response:
+        room = self.room(request, room_id)
+        streams = room_streams(room)
+        recordings = MediaJob.objects.filter(domain_id=room.id, kind=RecordingJob.kind).order_by("created_at")
+        return Response([recording_abstract(job, streams=streams) for job in recordings])
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: RecordingAbstractSerializer},
+        examples=[RECORDING_EXAMPLE],
+        summary="Start recording streams of the room (a media worker writes the file)",
+    )
+    def post(self, request: Request, version: str, room_id: str) -> Response:
+        room = self.room(request, room_id)
+        streams = room_streams(room)
+        spec = recording_spec(request.data, streams=streams)
+        job = jobs.job_create(domain_id=room.id, kind=RecordingJob.kind, spec=spec, cost=RecordingJob.cost)
+        return Response(recording_abstract(job, streams=streams))
+
+
+@extend_schema(tags=["rooms: recordings"])
+class RecordingDetailView(LiveRoomView):
+    @extend_schema(responses={200: RecordingAbstractSerializer})
+    def get(self, request: Request, version: str, room_id: str, recording_id: str) -> Response:
+        room = self.room(request, room_id)
+        return Response(recording_abstract(recording_in(room, recording_id), streams=room_streams(room)))
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: RecordingAbstractSerializer},
+        summary="Switch a track's source (/media/<kind>/from) or pause it (/media/<kind>/status)",
+    )
+    def patch(self, request: Request, version: str, room_id: str, recording_id: str) -> Response:
+        room = self.room(request, room_id)
+        streams = room_streams(room)
+        job = recording_in(room, recording_id)
+        job = jobs.job_update_spec(job_id=job.id, spec=recording_apply_patch(job.spec, request.data, streams=streams))
+        return Response(recording_abstract(job, streams=streams))
+
+    @extend_schema(responses={200: None}, summary="Stop the recording (the file is closed and kept)")
+    def delete(self, request: Request, version: str, room_id: str, recording_id: str) -> HttpResponse:
+        room = self.room(request, room_id)
+        jobs.job_stop(job_id=recording_in(room, recording_id).id)
+        return HttpResponse(status=200)
+
+
+@extend_schema(tags=["rooms: recordings"])
+class RecordingFileView(LiveRoomView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, summary="Download the file")
+    def get(self, request: Request, version: str, room_id: str, recording_id: str) -> FileResponse:
+        job = recording_in(self.room(request, room_id), recording_id)
+        root = Path(settings.MEDIA_ROOT).resolve()
+        path = Path(job.result.get("storage", {}).get("file", "")).resolve()
+        if not path.is_file() or root not in path.parents:
+            raise JobNotFound("Recording file not found")
+        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)

@@ -1,0 +1,129 @@
+"""Recording job: subscribe to a room's streams and mux their encoded frames into a file.
+
+No re-encoding when the container holds the codecs (VP8/VP9/H.264 + Opus in Matroska,
+H.264 in MP4/TS); Opus becomes AAC for MP4/TS (``media.mux``). The file is
+``MEDIA_ROOT/recordings/<room>/<job>-<attempt>.<ext>``: a job restarted after its worker
+died writes a new part, listed in ``result.files``. A PATCH of ``media.<kind>.from``
+switches the source without breaking the file (the new track continues the timeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from streamengine.client import Session
+from streamengine.jobs.runtime import JobFailed, JobRunner
+from streamengine.media.mux import CONTAINERS, HOLDS, EncodedMuxer
+
+TRANSCODABLE_AUDIO = {"opus"}  # to AAC, for the containers that cannot hold it
+
+
+def auto_container(media: dict) -> str:
+    """OWT's rule: mp4 when the audio is AAC and the video absent or H.264/H.265, else mkv."""
+    audio, video = media.get("audio") or {}, media.get("video") or {}
+    audio_codec = (audio.get("format") or {}).get("codec") if audio else None
+    video_codec = (video.get("format") or {}).get("codec") if video else None
+    if audio_codec == "aac" and video_codec in (None, "h264", "h265"):
+        return "mp4"
+    return "mkv"
+
+
+def sources(media: dict) -> dict[str, list[str]]:
+    """Stream id → the kinds recorded from it."""
+    by_stream: dict[str, list[str]] = {}
+    for kind in ("audio", "video"):
+        if media.get(kind):
+            by_stream.setdefault(str(media[kind]["from"]), []).append(kind)
+    return by_stream
+
+
+class RecordingJob(JobRunner):
+    kind = "recording"
+    cost = 0.05  # forwarding-priced: no decode, no encode (bench media_jobs)
+
+    async def start(self) -> None:
+        media = self.spec["media"]
+        container = self.spec.get("container") or "auto"
+        self.container = auto_container(media) if container == "auto" else container
+        _, extension, _ = CONTAINERS[self.container]
+        kinds = {kind for kind in ("audio", "video") if media.get(kind)}
+        path = (
+            Path(settings.MEDIA_ROOT)
+            / "recordings"
+            / self.job.domain_id
+            / f"{self.job.id}-{self.job.attempt}.{extension}"
+        )
+        self.muxer = EncodedMuxer(path, self.container, kinds)
+        self.sessions: dict[str, Session] = {}
+        self.pumps: list[asyncio.Task] = []
+        self.source_ended = ""
+        await self._subscribe(media)
+        files = [*self.job.result.get("files", []), str(path)]
+        self.result = {
+            "storage": {"host": socket.gethostname(), "file": str(path)},
+            "files": files,
+            "container": self.container,
+        }
+
+    async def _subscribe(self, media: dict, only: set[str] | None = None) -> None:
+        for stream, kinds in sources(media).items():
+            kinds = [k for k in kinds if only is None or k in only]
+            if not kinds:
+                continue
+            try:
+                session = await self.client.subscribe(
+                    stream, audio="audio" in kinds, video="video" in kinds, encoded=True
+                )
+            except Exception as exc:
+                raise JobFailed(f"cannot subscribe to stream {stream}: {exc}") from exc
+            for kind in kinds:
+                self.sessions[kind] = session
+            self.pumps.append(asyncio.create_task(self._pump(session)))
+
+    async def _pump(self, session: Session) -> None:
+        while True:
+            kind, data, timestamp = await session.frames.get()
+            codec = session.codecs.get(kind, "")
+            holds = HOLDS[self.container][kind]
+            if codec not in holds and not (kind == "audio" and codec in TRANSCODABLE_AUDIO):
+                self.end(f"{self.container} cannot hold {codec} {kind}: record it as mkv")
+                return
+            paused = (self.spec["media"].get(kind) or {}).get("status") == "inactive"  # PATCH …/status
+            if self.sessions.get(kind) is session and not paused:
+                self.muxer.write(kind, codec, data, timestamp)
+
+    async def reconfigure(self, spec: dict) -> None:
+        """``media.<kind>.from`` changed: subscribe to the new source, then drop the old one."""
+        changed = {
+            kind
+            for kind in ("audio", "video")
+            if (spec["media"].get(kind) or {}).get("from") != (self.spec["media"].get(kind) or {}).get("from")
+        }
+        old = {kind: self.sessions.get(kind) for kind in changed}
+        self.spec = spec
+        for kind in changed:
+            self.muxer.restart_track(kind)
+        await self._subscribe(spec["media"], only=changed)
+        for session in {s for s in old.values() if s is not None} - set(self.sessions.values()):
+            with contextlib.suppress(Exception):
+                await self.client.unsubscribe(session)
+
+    def progress(self) -> dict:
+        if not self.source_ended and any(s.error for s in self.sessions.values()):
+            # The recorded stream ended (OWT: "Source stream loss"): the recording is complete.
+            self.source_ended = next(s.error for s in self.sessions.values() if s.error)
+            self.result["ended"] = f"source stream ended ({self.source_ended})"
+            self.end()
+        return {**super().progress(), **self.muxer.progress(), "written_at": time.time()}
+
+    async def stop(self) -> None:
+        for pump in self.pumps:
+            pump.cancel()
+        await asyncio.gather(*self.pumps, return_exceptions=True)
+        await asyncio.to_thread(self.muxer.close)
