@@ -26,7 +26,7 @@ from streamengine.media.passthrough import CLOCK_RATES, is_keyframe, vp8_resolut
 # OWT container name → (PyAV format, file extension, muxer options).
 CONTAINERS = {
     "mkv": ("matroska", "mkv", {"cluster_time_limit": "1000", "flush_packets": "1"}),
-    "mp4": ("mp4", "mp4", {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}),
+    "mp4": ("mp4", "mp4", {"movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof", "flush_packets": "1"}),
     "ts": ("mpegts", "ts", {"flush_packets": "1"}),
 }
 # What each container holds as is, per kind (others: transcoded where we can, else refused).

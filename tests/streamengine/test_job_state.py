@@ -107,3 +107,13 @@ def test_a_full_host_leaves_new_jobs_to_others(domain, settings):
     # A job bigger than the whole budget still runs on an idle host (nothing else could take it).
     huge = make(domain, cost=5.0)
     assert jobs.job_claim(job_id=huge.id, worker="host-c:1") is not None
+
+
+def test_admin_lists_jobs_and_live_state_and_stops_a_job(domain, admin_client):
+    job = jobs.job_claim(job_id=make(domain).id, worker="h:1")
+    for page in ("mediajob", "node", "participant", "publication", "subscription"):
+        assert admin_client.get(f"/admin/streamengine/{page}/").status_code == 200
+    assert job.id.encode() in admin_client.get("/admin/streamengine/mediajob/").content
+    assert admin_client.get(f"/admin/streamengine/mediajob/{job.id}/change/").status_code == 200
+    admin_client.post("/admin/streamengine/mediajob/", {"action": "stop", "_selected_action": [job.id]})
+    assert MediaJob.objects.get(id=job.id).state == State.STOPPING

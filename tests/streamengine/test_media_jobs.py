@@ -135,3 +135,29 @@ async def test_worker_killed_mid_recording_is_detected_and_the_job_restarts(plat
     # The killed worker's part plays up to its last seconds (Matroska clusters flushed every second).
     assert decoded_seconds(first["storage"]["file"]) >= 2.5
     assert ffprobe(second["storage"]["file"])["streams"][0]["codec_name"] == "vp8"
+
+
+async def test_h264_with_opus_into_fragmented_mp4_transcodes_only_the_audio(platform, loopback_client):
+    api = platform.api
+    room = api.create_room("record-mp4")["id"]
+    async with ConferenceClient(f"{platform.url.replace('http', 'ws')}/ws/signaling/") as alice:
+        await alice.join(api.create_token(room, user="alice", role="presenter"))
+        camera = await alice.publish([SyntheticAudioTrack(), SyntheticVideoTrack()], video_codec="h264")
+        created = api.request(
+            "POST",
+            f"/v1/rooms/{room}/recordings",
+            json={"container": "mp4", "media": {"audio": {"from": camera.id}, "video": {"from": camera.id}}},
+        )
+        path = f"/v1/rooms/{room}/recordings/{created['id']}"
+        await wait_state(api, path, {"running"})
+        started = time.monotonic()
+        await asyncio.sleep(5)
+        api.request("DELETE", path)
+        ended = await wait_state(api, path, {"finished", "failed"})
+        wall = time.monotonic() - started
+    assert ended["state"] == "finished", ended
+    probe = ffprobe(ended["storage"]["file"])
+    codecs = {s["codec_type"]: s["codec_name"] for s in probe["streams"]}
+    assert codecs == {"video": "h264", "audio": "aac"}
+    assert abs(float(probe["format"]["duration"]) - wall) <= 0.1 * wall + 0.5
+    assert decoded_seconds(ended["storage"]["file"]) >= 3
