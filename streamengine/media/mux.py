@@ -91,6 +91,7 @@ class EncodedMuxer:
         self.started = time.monotonic()
         self.video_size: tuple[int, int] | None = None
         self.bytes = 0
+        self.origin = 0.0  # seconds after ``started`` at which the file's timeline begins
 
     def _unwrapped(self, track: _Track, timestamp: int) -> int:
         if track.first_timestamp is None:
@@ -144,14 +145,22 @@ class EncodedMuxer:
             else:
                 track.stream = self.output.add_mux_stream(track.codec, rate=48000)
                 track.stream.time_base = fractions.Fraction(1, CLOCK_RATES["audio"])
+        # The file starts when every track has started (video at its first keyframe): what
+        # came earlier on another track is dropped, so the tracks start together.
+        self.origin = max(track.offset for track in self.tracks.values())
         for track in self.tracks.values():
+            start = round(self.origin * CLOCK_RATES[track.kind])
             for data, ticks in track.pending:
-                self._mux(track, data, ticks)
+                if ticks >= start:
+                    self._mux(track, data, ticks)
             track.pending.clear()
 
     def _mux(self, track: _Track, data: bytes, ticks: int) -> None:
         if track.stream is None:
             return  # a track that appeared after the header was written
+        ticks -= round(self.origin * CLOCK_RATES[track.kind])
+        if ticks < 0:
+            return
         if track.transcoder is not None:
             for packet in track.transcoder.packets(data, ticks):
                 packet.stream = track.stream
