@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from owt.localserver import running_platform
 from streamengine.client import ConferenceClient, SyntheticAudioTrack, SyntheticVideoTrack
 from streamengine.media.ice import use_host_addresses
-from tests.streamengine.platform_processes import running_platform
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.media, pytest.mark.worker]
 
