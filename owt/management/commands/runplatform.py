@@ -72,6 +72,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="Do not start the Celery workers")
         parser.add_argument("--no-beat", action="store_true", help="Do not start Celery beat")
         parser.add_argument("--concurrency", type=int, default=1, help="Processes of the data worker")
+        parser.add_argument(
+            "--media-concurrency",
+            type=int,
+            default=int(os.environ.get("MEDIA_WORKER_CONCURRENCY", "2")),
+            help="Media jobs (recordings, streaming-outs/-ins) the media worker runs at once, one process each; "
+            "MEDIA_JOB_CPU_BUDGET caps what they may cost together",
+        )
 
     def handle(self, *args, **options) -> None:
         if not os.environ.get("SECRET_KEY") and not settings.SECRET_KEY_FILE.exists():
@@ -99,7 +106,8 @@ class Command(BaseCommand):
         if not options["no_worker"]:
             celery_worker = [python, "-m", "celery", "-A", "owt", "worker", "--loglevel", "INFO"]
             # One worker per queue: a long media job never holds up rollups and summaries.
-            media = ["-Q", "media", "-n", "media@%h", "-c", "1", "--prefetch-multiplier", "1"]
+            media = ["-Q", "media", "-n", "media@%h", "-c", str(options["media_concurrency"])]
+            media += ["--prefetch-multiplier", "1"]
             data = ["-Q", "data", "-n", "data@%h", "-c", str(options["concurrency"])]
             children["media-worker"] = subprocess.Popen(celery_worker + media, cwd=base, env=env)
             children["data-worker"] = subprocess.Popen(celery_worker + data, cwd=base, env=env)
