@@ -86,6 +86,8 @@ async def test_passthrough_recording_into_matroska(platform, loopback_client):
         started = time.monotonic()
         # The job is no user: REST lists alice alone; its subscription is typed "recording".
         assert [p["user"] for p in api.request("GET", f"/v1/rooms/{room}/participants")] == ["alice"]
+        engine_subscriptions = api.request("GET", "/v1.1/stream-engine/subscriptions")["data"]
+        assert [s["type"] for s in engine_subscriptions if s["domain"] == room] == ["recording"]
         await asyncio.sleep(6)
         progress = api.request("GET", path)["progress"]
         assert progress["frames"]["video"] > 60 and progress["frames"]["audio"] > 100 and progress["bytes"] > 0
