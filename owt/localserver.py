@@ -130,7 +130,9 @@ class Platform:
 
     def start_worker(self, name: str, queue: str = "media", concurrency: int = 0) -> subprocess.Popen:
         """A Celery worker on ``queue``: one process (solo pool), or ``concurrency`` forked children."""
-        pool = ["-P", "prefork", "-c", str(concurrency), "--prefetch-multiplier", "1"] if concurrency else ["-P", "solo"]
+        pool = (
+            ["-P", "prefork", "-c", str(concurrency), "--prefetch-multiplier", "1"] if concurrency else ["-P", "solo"]
+        )
         command = [sys.executable, "-m", "celery", "-A", "owt", "worker", "-Q", queue, *pool]
         command += ["-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
         log = (self.var / f"{name}.log").open("ab")
