@@ -19,21 +19,11 @@ from conference.exceptions import InvalidRequest
 from conference.live_serializers import _operations
 from owt.errors import describe_validation_error
 from streamengine.models import MediaJob, Publication
+from streamengine.serializers import StreamingInConnection, StreamingInMedia, StrictDict
 
 RECORDING_AUDIO_CODECS = ("pcmu", "pcma", "opus", "aac")
 VIDEO_CODECS = ("h264", "h265", "vp8", "vp9")
 CONTAINERS = ("mp4", "mkv", "ts", "auto")
-
-
-class StrictDict(serializers.Serializer):
-    """Refuses keys it does not declare (OWT's schemas allow no other keys)."""
-
-    def to_internal_value(self, data: Any) -> dict:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({unknown[0]: ["is not allowed"]})
-        return dict(super().to_internal_value(data))
 
 
 class AudioFormat(StrictDict):
@@ -197,35 +187,6 @@ class RecordingAbstractSerializer(serializers.Serializer):
     progress = serializers.DictField(help_text="{duration, bytes, frames: {audio, video}, last_error?}")
     reason = serializers.CharField(required=False, help_text="why it failed or ended")
     download = serializers.CharField(required=False, help_text="path of the file download (MAuth)")
-
-
-class AutoOrBool(serializers.Field):
-    """``"auto"`` (if the source has it), ``true`` (required) or ``false``; nothing else."""
-
-    def to_internal_value(self, data: Any) -> str | bool:
-        if data is True or data is False or data == "auto":
-            return data
-        raise serializers.ValidationError('must be "auto", true or false')
-
-    def to_representation(self, value: Any) -> Any:
-        return value
-
-
-class StreamingInConnection(StrictDict):
-    url = serializers.CharField(max_length=2048)
-    transportProtocol = serializers.ChoiceField(choices=("tcp", "udp"), required=False, default="tcp")  # noqa: N815
-    bufferSize = serializers.IntegerField(required=False, default=8192, min_value=1, max_value=64 * 1024 * 1024)  # noqa: N815
-    origin = serializers.DictField(required=False)  # OWT's placement hint; one cluster here
-
-
-class StreamingInMedia(StrictDict):
-    audio = AutoOrBool()
-    video = AutoOrBool()
-
-    def validate(self, data: dict) -> dict:
-        if data["audio"] is False and data["video"] is False:
-            raise serializers.ValidationError("media: audio and video cannot both be false")
-        return data
 
 
 class StreamingInRequest(StrictDict):

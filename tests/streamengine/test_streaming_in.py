@@ -143,3 +143,33 @@ async def test_an_unreachable_source_fails_the_job_with_a_reason(platform):
     assert error["code"] == 1201
     assert f"cannot open the source rtsp://127.0.0.1:{port}/live" in error["message"], error
     assert platform.api.request("GET", f"/v1/rooms/{room}/streams") == []
+
+
+async def test_stream_engine_publication_of_type_streaming_is_the_same_job(platform, loopback_client):
+    api = platform.api
+    room = api.create_room("engine-in")["id"]
+    port = free_port()
+    with rtmp_source(port):
+        body = {
+            "type": "streaming",
+            "participant": room,
+            "media": {"audio": "auto", "video": "auto"},
+            "info": {"url": f"rtmp://127.0.0.1:{port}/live/x"},
+        }
+        created = await asyncio.to_thread(
+            api.http.post,
+            f"{platform.url}/v1.1/stream-engine/publications",
+            json=body,
+            headers={"Authorization": api.authorization()},
+            timeout=40,
+        )
+        assert created.status_code == 200, created.text
+        stream = created.json()["id"]
+        publication = api.request("GET", f"/v1.1/stream-engine/publications/{stream}")
+        assert publication["info"]["type"] == "streaming" and publication["info"]["owner"] == "admin"
+        api.request("DELETE", f"/v1.1/stream-engine/publications/{stream}")
+        deadline = time.monotonic() + 10
+        while (job := await asyncio.to_thread(job_of, platform, stream))["state"] not in ("finished", "failed"):
+            assert time.monotonic() < deadline, job
+            await asyncio.sleep(0.5)
+        assert job["state"] == "finished", job
