@@ -21,7 +21,7 @@ from pathlib import Path
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def test_pattern(path: Path, *, seconds: int = 60, rate: int = 30) -> Path:
+def pattern_file(path: Path, *, seconds: int = 60, rate: int = 30) -> Path:
     """A 640x480 test pattern (H.264, a keyframe a second) with a 1 kHz tone (AAC)."""
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size=640x480:rate={rate}"]

@@ -22,7 +22,7 @@ from owt.localserver import free_port
 from streamengine.client import ConferenceClient
 from streamengine.media.ice import use_host_addresses
 from tests.streamengine.platform_processes import running_platform
-from tests.streamengine.rtsp_server import rtsp_source, test_pattern, wait_listening
+from tests.streamengine.rtsp_server import pattern_file, rtsp_source, wait_listening
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.media, pytest.mark.worker]
 
@@ -107,7 +107,7 @@ async def watch_and_stop(platform, room: str, stream: dict) -> None:
 async def test_rtsp_camera_is_published_and_plays_at_its_frame_rate(platform, loopback_client, tmp_path):
     room = platform.api.create_room("rtsp-in")["id"]
     port = free_port()
-    with rtsp_source(test_pattern(tmp_path / "pattern.mkv"), port):
+    with rtsp_source(pattern_file(tmp_path / "pattern.mkv"), port):
         created = await asyncio.to_thread(post_streaming_in, platform, room, f"rtsp://127.0.0.1:{port}/live")
         assert created.status_code == 200, created.text
         stream = created.json()
