@@ -1,6 +1,7 @@
-"""Wire formats of the server-side subscriptions (spec 5.5/5.6, owt-compat §8.2–8.4): recordings.
+"""Wire formats of the media jobs' requests (spec 5.4–5.6, owt-compat §8.1–8.4): streaming-ins, recordings.
 
-A recording is a media job (``streamengine.models.MediaJob``, kind ``recording``); its
+A streaming-in's request (§8.1) is validated into its job's ``spec``; its response is the
+stream it publishes (``live_views.render_stream``). A recording is a media job (``streamengine.models.MediaJob``, kind ``recording``); its
 request is validated here into the job's ``spec`` and the job is rendered as OWT's
 subscription abstract ``{id, media: {audio, video}, storage}`` plus what OWT lacks: the
 job's ``state``, ``reason``, ``progress`` and a ``download`` path for the file.
@@ -18,21 +19,11 @@ from conference.exceptions import InvalidRequest
 from conference.live_serializers import _operations
 from owt.errors import describe_validation_error
 from streamengine.models import MediaJob, Publication
+from streamengine.serializers import StreamingInConnection, StreamingInMedia, StrictDict
 
 RECORDING_AUDIO_CODECS = ("pcmu", "pcma", "opus", "aac")
 VIDEO_CODECS = ("h264", "h265", "vp8", "vp9")
 CONTAINERS = ("mp4", "mkv", "ts", "auto")
-
-
-class StrictDict(serializers.Serializer):
-    """Refuses keys it does not declare (OWT's schemas allow no other keys)."""
-
-    def to_internal_value(self, data: Any) -> dict:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({unknown[0]: ["is not allowed"]})
-        return dict(super().to_internal_value(data))
 
 
 class AudioFormat(StrictDict):
@@ -99,14 +90,19 @@ class RecordingRequest(StrictDict):
     media = OutMedia()
 
 
-def recording_spec(body: object, *, streams: dict[str, Publication]) -> dict:
-    """Validate ``POST /recordings`` into a job spec; sources must be streams of the room."""
-    parsed = RecordingRequest(data=body)
+def validated(request: type[serializers.Serializer], body: object) -> dict:
+    """``body`` checked by ``request`` (400/1301 naming the field), as a dict of its own."""
+    parsed = request(data=body)
     if not isinstance(body, dict) or not parsed.is_valid():
         raise InvalidRequest(
             describe_validation_error(parsed.errors) if isinstance(body, dict) else "Body must be an object"
         )
-    spec = copy.deepcopy(parsed.validated_data)
+    return copy.deepcopy(parsed.validated_data)
+
+
+def recording_spec(body: object, *, streams: dict[str, Publication]) -> dict:
+    """Validate ``POST /recordings`` into a job spec; sources must be streams of the room."""
+    spec = validated(RecordingRequest, body)
     for kind in ("audio", "video"):
         out = spec["media"][kind]
         if out is False:
@@ -191,3 +187,14 @@ class RecordingAbstractSerializer(serializers.Serializer):
     progress = serializers.DictField(help_text="{duration, bytes, frames: {audio, video}, last_error?}")
     reason = serializers.CharField(required=False, help_text="why it failed or ended")
     download = serializers.CharField(required=False, help_text="path of the file download (MAuth)")
+
+
+class StreamingInRequest(StrictDict):
+    connection = StreamingInConnection()
+    media = StreamingInMedia()
+    attributes = serializers.DictField(required=False, default=dict)
+
+
+def streaming_in_spec(body: object) -> dict:
+    """Validate ``POST /streaming-ins`` (owt-compat §8.1) into a job spec."""
+    return validated(StreamingInRequest, body)

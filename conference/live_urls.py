@@ -1,4 +1,4 @@
-"""Routes of the management resources over the live engine (participants, streams, recordings).
+"""Routes of the management resources over the live engine (participants, streams, streaming-ins, recordings).
 
 Each route answers under ``/v1/`` and ``/v1.1/`` (the version picks the stream form) and
 with or without a trailing slash; the slash variants stay out of the OpenAPI schema.
@@ -31,6 +31,10 @@ for version in ("v1", "v1.1"):
         ),
         *routes(f"{room}/streams", live_views.StreamListView, f"live-streams-{suffix}", version),
         *routes(f"{room}/streams/<str:stream_id>", live_views.StreamDetailView, f"live-stream-{suffix}", version),
+        *routes(f"{room}/streaming-ins", job_views.StreamingInListView, f"streaming-ins-{suffix}", version),
+        *routes(
+            f"{room}/streaming-ins/<str:stream_id>", job_views.StreamingInDetailView, f"streaming-in-{suffix}", version
+        ),
         *routes(f"{room}/recordings", job_views.RecordingListView, f"recordings-{suffix}", version),
         *routes(f"{room}/recordings/<str:recording_id>", job_views.RecordingDetailView, f"recording-{suffix}", version),
         *routes(

@@ -394,6 +394,18 @@ MEDIA_JOB_CPU_BUDGET = float(os.environ.get("MEDIA_JOB_CPU_BUDGET", str(round((o
 MEDIA_JOB_RETRY_SECONDS = float(os.environ.get("MEDIA_JOB_RETRY_SECONDS", "2"))
 MEDIA_JOB_PENDING_RESEND_SECONDS = float(os.environ.get("MEDIA_JOB_PENDING_RESEND_SECONDS", "10"))
 MEDIA_JOB_MAX_SECONDS = int(os.environ.get("MEDIA_JOB_MAX_SECONDS", str(24 * 3600)))
+# Streaming-ins pull URLs the API caller names, so the worker must not become a way into the
+# private network (SSRF): only these schemes ("file" reads the worker's disk: off unless
+# listed), and hosts resolving to private/loopback/link-local addresses only when allowed
+# (tests and a local demo: STREAMING_IN_ALLOW_PRIVATE=1).
+STREAMING_IN_SCHEMES = env_list("STREAMING_IN_SCHEMES", "rtsp,rtsps,rtmp,rtmps,http,https")
+STREAMING_IN_ALLOW_PRIVATE = env_bool("STREAMING_IN_ALLOW_PRIVATE")
+# How long POST /streaming-ins waits for the stream to be published (OWT waits ~85 s).
+STREAMING_IN_WAIT_SECONDS = float(os.environ.get("STREAMING_IN_WAIT_SECONDS", "15"))
+# Opening and reading the source give up after this long without data; a source that dropped
+# is reconnected with backoff for up to RECONNECT seconds before the job fails.
+STREAMING_IN_TIMEOUT_SECONDS = float(os.environ.get("STREAMING_IN_TIMEOUT_SECONDS", "10"))
+STREAMING_IN_RECONNECT_SECONDS = float(os.environ.get("STREAMING_IN_RECONNECT_SECONDS", "60"))
 # Where a media job's peer joins its room: the portal's JSON-frame signaling endpoint.
 OWT_INTERNAL_SIGNALING_URL = os.environ.get(
     "OWT_INTERNAL_SIGNALING_URL", f"{'wss' if OWT_PORTAL_SECURE else 'ws'}://{OWT_PORTAL_HOST}/ws/signaling/"

@@ -86,3 +86,17 @@ class NodeNotFound(NotFound):
 
 class InvalidListQuery(ApiError):
     default_message = "Invalid list query"
+
+
+class SourceRefused(ApiError):
+    """A streaming-in URL the SSRF policy refuses (scheme, host, address): HTTP 400."""
+
+    default_message = "Source URL refused"
+
+
+class StreamingInFailed(ApiError):
+    """The streaming-in job could not publish its stream (unreachable source, no worker):
+    an engine failure (1201, HTTP 503 in OWT's format), with the job's reason."""
+
+    kind = "engine"
+    default_message = "Streaming-in failed"

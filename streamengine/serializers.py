@@ -7,6 +7,8 @@ list their *source* tracks, subscriptions their *sink* tracks, and both say wher
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from owt.parsers import QUERY_INTEGER_MAX
@@ -126,3 +128,53 @@ class TokenInputSerializer(serializers.Serializer):
     user = serializers.CharField(max_length=255, required=False, allow_blank=True)
     role = serializers.CharField(max_length=255, required=False, allow_blank=True)
     preference = serializers.DictField(required=False, child=serializers.CharField(max_length=255))
+
+
+class StrictDict(serializers.Serializer):
+    """Refuses keys it does not declare (OWT's schemas allow no other keys)."""
+
+    def to_internal_value(self, data: Any) -> dict:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({unknown[0]: ["is not allowed"]})
+        return dict(super().to_internal_value(data))
+
+
+class AutoOrBool(serializers.Field):
+    """``"auto"`` (if the source has it), ``true`` (required) or ``false``; nothing else."""
+
+    def to_internal_value(self, data: Any) -> str | bool:
+        if data is True or data is False or data == "auto":
+            return data
+        raise serializers.ValidationError('must be "auto", true or false')
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class StreamingInConnection(StrictDict):
+    url = serializers.CharField(max_length=2048)
+    transportProtocol = serializers.ChoiceField(choices=("tcp", "udp"), required=False, default="tcp")  # noqa: N815
+    bufferSize = serializers.IntegerField(required=False, default=8192, min_value=1, max_value=64 * 1024 * 1024)  # noqa: N815
+    origin = serializers.DictField(required=False)  # OWT's placement hint; one cluster here
+
+
+class StreamingInMedia(StrictDict):
+    audio = AutoOrBool()
+    video = AutoOrBool()
+
+    def validate(self, data: dict) -> dict:
+        if data["audio"] is False and data["video"] is False:
+            raise serializers.ValidationError("media: audio and video cannot both be false")
+        return data
+
+
+class StreamingPublicationInputSerializer(StrictDict):
+    """``POST publications`` of type ``streaming`` (a streaming-in: spec 5.2.2's PublishRequest)."""
+
+    type = serializers.ChoiceField(choices=["streaming"], help_text="other types are published over signaling")
+    participant = serializers.CharField(max_length=64, help_text="the domain (room) id, standing for its participant")
+    media = StreamingInMedia()
+    info = StreamingInConnection(help_text="{url, transportProtocol?, bufferSize?}: the source")
+    attributes = serializers.DictField(required=False, default=dict)

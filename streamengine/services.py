@@ -32,6 +32,7 @@ from streamengine.exceptions import (
     TransportNotFound,
     Unauthorized,
 )
+from streamengine.jobs.services import job_stop
 from streamengine.media.resolutions import track_optional
 from streamengine.models import Domain, Node, Participant, Publication, Subscription, Token
 from streamengine.outbox import Outbox, engine_write
@@ -40,6 +41,9 @@ from streamengine.tokens import TokenString, sign
 MISSED_HEARTBEATS = 3
 # The type (OWT ``info.type``) of the sessions a media job's participant makes, by job kind.
 JOB_SESSION_TYPES = {"recording": "recording", "streaming-out": "streaming", "streaming-in": "streaming"}
+# Job kinds whose one publication *is* the job (OWT: a streaming-in's id is its stream's, a
+# random decimal string): the publication takes the job's id, whatever id signaling chose.
+JOB_STREAM_KINDS = {"streaming-in"}
 JOB_ROLE = {"role": "admin", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}}
 
 
@@ -319,6 +323,8 @@ def publication_create(
         if participant is None:
             raise ParticipantNotFound()
         _check_kinds(participant, "publish", {t["type"] for t in tracks})
+        if participant.job and participant.job.kind in JOB_STREAM_KINDS:
+            publication_id = participant.job.id
         domain = Domain.objects.select_for_update().get(id=participant.domain_id)
         limit = domain.config.get("inputLimit", -1)
         if isinstance(limit, int) and limit >= 0 and domain.publications.count() >= limit:
@@ -538,11 +544,16 @@ def publication_parameters(outbox: Outbox, *, publication_id: str, parameters: d
 
 @engine_write
 def publication_delete(outbox: Outbox, *, publication_id: str, owner: str | None = None) -> Publication:
-    """Unpublish: delete it and the subscriptions to it; the node closes all their transports."""
+    """Unpublish: delete it and the subscriptions to it; the node closes all their transports.
+
+    The stream of a job (a streaming-in) deleted by an operator (no ``owner``) stops the job too.
+    """
     publication = _owned(Publication, publication_id, owner)
     with transaction.atomic():
         Subscription.objects.filter(domain_id=publication.domain_id, info__from=publication_id).delete()
         Publication.objects.filter(id=publication_id).delete()
+        if owner is None and publication.participant.job_id and publication.participant.job.kind in JOB_STREAM_KINDS:
+            job_stop(job_id=publication.participant.job_id)
     outbox.to_node(publication.domain_id, protocol.EndSession(publication_id))
     _stream_removed(outbox, publication.domain_id, publication_id)
     return publication

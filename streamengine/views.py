@@ -6,9 +6,13 @@ body ``{"query": {...}}`` (the reference server reads them only from the body, e
 GET). ``start``/``limit`` paginate. Every resource is scoped to the calling service's
 domains; another tenant's ids answer 404 as if they did not exist. Deleting a participant,
 publication or subscription acts on the live session through the engine write API (``streamengine.services``).
+``POST publications`` of type ``streaming`` starts a streaming-in job (docs/media-jobs.md).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from django.db.models import Model, QuerySet
 from django.http import HttpResponse
@@ -28,11 +32,15 @@ from streamengine.exceptions import (
     StreamNotFound,
     SubscriptionNotFound,
 )
+from streamengine.jobs.awaiting import StreamPending, awaiting_stream
+from streamengine.jobs.services import job_create
+from streamengine.jobs.streaming_in import StreamingInJob, check_source_url
 from streamengine.serializers import (
     ListQuerySerializer,
     NodeOutputSerializer,
     ParticipantOutputSerializer,
     PublicationOutputSerializer,
+    StreamingPublicationInputSerializer,
     SubscriptionOutputSerializer,
     TokenInputSerializer,
 )
@@ -186,8 +194,40 @@ class PublicationListView(StateListView):
     output_serializer = PublicationOutputSerializer
     filters = selectors.PUBLICATION_FILTERS
 
+    @classmethod
+    def as_view(cls, **initkwargs: object) -> Callable[..., Any]:
+        return awaiting_stream(super().as_view(**initkwargs))
+
     def queryset(self, *, owner: str) -> QuerySet:
         return selectors.publication_queryset(owner=owner)
+
+    @extend_schema(
+        tags=["stream-engine"],
+        request=StreamingPublicationInputSerializer,
+        responses={200: inline_serializer(name="PublicationId", fields={"id": serializers.CharField()})},
+        examples=[
+            OpenApiExample(
+                "pull an RTMP feed into a room",
+                value={
+                    "type": "streaming",
+                    "participant": "5f0e0d7b2c3a4b5c6d7e8f90",
+                    "media": {"audio": "auto", "video": True},
+                    "info": {"url": "rtmp://live.example.org/app/key"},
+                },
+                request_only=True,
+            )
+        ],
+        summary="Publish an external source (a streaming-in job); answers {id} once it is published",
+    )
+    def post(self, request: Request) -> Response:
+        payload = StreamingPublicationInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        domain = selectors.owned_domain_get(owner=service_owner(request), domain_id=data["participant"])
+        check_source_url(data["info"]["url"])
+        spec = {"connection": data["info"], "media": data["media"], "attributes": data["attributes"]}
+        job = job_create(domain_id=domain.id, kind=StreamingInJob.kind, spec=spec, cost=StreamingInJob.cost)
+        return StreamPending(job.id, lambda publication: {"id": publication.id})
 
 
 @extend_schema(tags=["stream-engine"], responses={200: PublicationOutputSerializer})

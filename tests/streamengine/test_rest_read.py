@@ -2,6 +2,7 @@
 
 import pytest
 
+from streamengine.models import MediaJob
 from tests.streamengine import live_state as ls
 
 BASE = "/v1.1/stream-engine"
@@ -172,9 +173,28 @@ def test_needs_mauth(world):
 
 
 def test_create_routes_are_not_offered(world):
-    response = world["client"].post(f"{BASE}/publications", {"type": "streaming"})
+    response = world["client"].post(f"{BASE}/subscriptions", {"type": "streaming"})
     assert response.status_code == 405
     assert "error" in response.json()
+
+
+def test_a_streaming_publication_is_validated_and_scoped_to_the_callers_domains(world, settings):
+    # Only type "streaming" is created by REST (a streaming-in job: tests/streamengine/test_streaming_in.py).
+    response = world["client"].post(f"{BASE}/publications", {"type": "webrtc"})
+    assert response.status_code == 400 and "type" in response.json()["error"]["message"]
+    body = {"type": "streaming", "participant": "nope", "media": {"audio": "auto", "video": True}}
+    response = world["client"].post(f"{BASE}/publications", {**body, "info": {"url": "rtsp://8.8.8.8/x"}})
+    assert response.status_code == 404
+    other = world["other"].post(
+        f"{BASE}/publications",
+        {**body, "participant": world["room"].id, "info": {"url": "rtsp://8.8.8.8/x"}},
+    )
+    assert other.status_code == 404
+    settings.STREAMING_IN_ALLOW_PRIVATE = False
+    body["participant"] = world["room"].id
+    refused = world["client"].post(f"{BASE}/publications", {**body, "info": {"url": "rtsp://10.0.0.1/x"}})
+    assert refused.status_code == 400 and "non-public address" in refused.json()["error"]["message"]
+    assert not MediaJob.objects.exists()
 
 
 def test_participant_locality_is_its_domains_node(world):
