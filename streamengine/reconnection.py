@@ -26,6 +26,8 @@ from channels.layers import get_channel_layer
 from streamengine import protocol
 
 TICKET_LIFETIME_SECONDS = 600
+END_OF_MAILBOX = "parked.end"
+MAILBOX_DRAIN_SECONDS = 2.0
 RECONNECTION_TIMEOUT_SECONDS = 60
 # SDKs whose clients reconnect (OWT's list, plus this project's Python client).
 RECONNECTING_SDKS = {"JavaScript", "Objective-C", "C++", "Android", "Python"}
@@ -99,7 +101,10 @@ class Parked:
     async def _collect(self) -> None:
         layer = get_channel_layer()
         while True:
-            message = protocol.decode(await layer.receive(self.channel))
+            received = await layer.receive(self.channel)
+            if received.get("type") == END_OF_MAILBOX:
+                return
+            message = protocol.decode(received)
             if isinstance(message, protocol.Drop):
                 asyncio.ensure_future(self.expire())
                 return
@@ -115,11 +120,18 @@ class Parked:
         _parked.pop(self.participant_id, None)
         if self.timer is not None:
             self.timer.cancel()
-        if self.task is not None and self.task is not asyncio.current_task():
-            self.task.cancel()
         layer = get_channel_layer()
         for group in self.groups:
             await layer.group_discard(group, self.channel)
+        if self.task is not None and self.task is not asyncio.current_task() and not self.task.done():
+            # What reached the mailbox before it left its groups may still be unread (a Redis
+            # layer delivers later than the sender's ack): a last message marks the end, and
+            # the collector reads up to it, so a relogin gets everything sent before it.
+            await layer.send(self.channel, {"type": END_OF_MAILBOX})
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), MAILBOX_DRAIN_SECONDS)
+            except TimeoutError:
+                self.task.cancel()
 
     async def expire(self) -> None:
         if _parked.get(self.participant_id) is self:
