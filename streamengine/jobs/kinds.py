@@ -1,5 +1,6 @@
 """The media job kinds a worker can run: importing this registers each ``JobRunner``."""
 
 from streamengine.jobs.recording import RecordingJob
+from streamengine.jobs.streaming_out import StreamingOutJob
 
-__all__ = ["RecordingJob"]
+__all__ = ["RecordingJob", "StreamingOutJob"]
