@@ -1,4 +1,4 @@
-"""Routes of the management resources over the live engine (participants, streams, recordings).
+"""Routes of the management resources over the live engine (participants, streams, recordings, streaming-outs).
 
 Each route answers under ``/v1/`` and ``/v1.1/`` (the version picks the stream form) and
 with or without a trailing slash; the slash variants stay out of the OpenAPI schema.
@@ -32,11 +32,15 @@ for version in ("v1", "v1.1"):
         *routes(f"{room}/streams", live_views.StreamListView, f"live-streams-{suffix}", version),
         *routes(f"{room}/streams/<str:stream_id>", live_views.StreamDetailView, f"live-stream-{suffix}", version),
         *routes(f"{room}/recordings", job_views.RecordingListView, f"recordings-{suffix}", version),
-        *routes(f"{room}/recordings/<str:recording_id>", job_views.RecordingDetailView, f"recording-{suffix}", version),
+        *routes(f"{room}/recordings/<str:job_id>", job_views.RecordingDetailView, f"recording-{suffix}", version),
         *routes(
-            f"{room}/recordings/<str:recording_id>/file",
+            f"{room}/recordings/<str:job_id>/file",
             job_views.RecordingFileView,
             f"recording-file-{suffix}",
             version,
+        ),
+        *routes(f"{room}/streaming-outs", job_views.StreamingOutListView, f"streaming-outs-{suffix}", version),
+        *routes(
+            f"{room}/streaming-outs/<str:job_id>", job_views.StreamingOutDetailView, f"streaming-out-{suffix}", version
         ),
     ]
