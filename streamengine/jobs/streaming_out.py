@@ -15,6 +15,7 @@ stays open) or changes the video parameters (a new encoder continues the same ou
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import urllib.parse
 from pathlib import Path
@@ -104,7 +105,9 @@ async def check_reachable(url: str) -> None:
     except TimeoutError as exc:
         raise JobFailed(f"cannot connect to {url}: timed out after {CONNECT_TIMEOUT_SECONDS:g} s") from exc
     except (OSError, ValueError) as exc:
-        raise JobFailed(f"cannot connect to {url}: {getattr(exc, 'strerror', None) or exc}") from exc
+        # asyncio's OSError says "Connect call failed (host, port)"; the errno says why.
+        why = os.strerror(exc.errno) if getattr(exc, "errno", None) else str(exc)
+        raise JobFailed(f"cannot connect to {url}: {why}") from exc
     writer.close()
 
 

@@ -70,7 +70,10 @@ class SubscribingJob(JobRunner):
         for kind in changed:
             self._restart_track(kind)
         await self._subscribe(spec["media"], only=changed)
-        for session in {s for s in old.values() if s is not None} - set(self.sessions.values()):
+        # Sessions compare by value (dataclasses, unhashable): identity says which one is dropped.
+        current = {id(s) for s in self.sessions.values()}
+        dropped = {id(s): s for s in old.values() if s is not None and id(s) not in current}
+        for session in dropped.values():
             with contextlib.suppress(Exception):
                 await self.client.unsubscribe(session)
 
