@@ -113,7 +113,9 @@ async def check_reachable(url: str) -> None:
 
 class StreamingOutJob(SubscribingJob):
     kind = "streaming-out"
-    cost = 1.0  # one decode + one libx264 encode (~0.3 core at 640x480 30 fps, docs/media-jobs.md)
+    # One decode + one libx264 encode: 0.25 core measured at 640x480 30 fps on synthetic video
+    # (docs/media-jobs.md); camera content and 720p cost more, so a core is budgeted.
+    cost = 1.0
     encoded = False
 
     async def start(self) -> None:
