@@ -1,23 +1,28 @@
-"""Media jobs of a room run by the Celery workers: streaming-ins (spec 5.4), recordings (5.6).
+"""Media jobs of a room run by the Celery workers: streaming-ins (spec 5.4), streaming-outs
+(5.5) and recordings (5.6).
 
 ``POST /streaming-ins`` checks the URL (SSRF policy) and creates a ``streaming-in`` job; it
 answers once a worker has published the source into the room, with that stream (as
 ``GET /streams/{id}`` renders it; ``streamengine.jobs.awaiting``), or with the job's reason
 (1201, HTTP 503). ``DELETE /streaming-ins/{id}`` unpublishes the stream, which stops the job.
 
-Recordings: media jobs of kind ``recording``.
+Recordings and streaming-outs are server-side subscriptions.
 
 ``POST`` validates the request and creates the job (``streamengine.jobs.services``); a media
-worker joins the room and writes the file; ``GET`` shows its state and progress while it
-runs; ``PATCH`` switches sources or pauses a track live; ``DELETE`` stops it (the file is
-closed properly); ``GET …/file`` downloads the file (MAuth, like every route here).
+worker joins the room and writes the file or the stream; ``GET`` shows its state and
+progress while it runs; ``PATCH`` switches sources, pauses a track or (streaming-outs)
+changes the video parameters live; ``DELETE`` stops it (files and playlists are closed
+properly; an id of the other kind: ``Delete type not match``, as OWT); ``GET …/file``
+downloads a recording (MAuth, like every route here). The two kinds differ only in their
+wire format (:class:`JobKind`); the views are one pair.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse
@@ -26,12 +31,17 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from conference.exceptions import InvalidRequest
 from conference.job_serializers import (
     RecordingAbstractSerializer,
+    StreamingOutAbstractSerializer,
     recording_abstract,
     recording_apply_patch,
     recording_spec,
     streaming_in_spec,
+    streaming_out_abstract,
+    streaming_out_apply_patch,
+    streaming_out_spec,
 )
 from conference.live_serializers import StreamInfoSerializer
 from conference.live_views import LiveRoomView, render_stream
@@ -42,12 +52,26 @@ from streamengine.exceptions import JobNotFound, StreamNotFound
 from streamengine.jobs import services as jobs
 from streamengine.jobs.awaiting import StreamPending, awaiting_stream
 from streamengine.jobs.recording import RecordingJob
+from streamengine.jobs.runtime import JobRunner
 from streamengine.jobs.streaming_in import StreamingInJob, check_source_url
+from streamengine.jobs.streaming_out import StreamingOutJob
 from streamengine.models import MediaJob, Publication
 
 RECORDING_EXAMPLE = OpenApiExample(
     "record a stream's audio and video into Matroska",
     value={"container": "mkv", "media": {"audio": {"from": "<streamId>"}, "video": {"from": "<streamId>"}}},
+    request_only=True,
+)
+STREAMING_OUT_EXAMPLE = OpenApiExample(
+    "push a stream to an RTMP server at 640x480",
+    value={
+        "protocol": "rtmp",
+        "url": "rtmp://live.example.com/app/key",
+        "media": {
+            "audio": {"from": "<streamId>"},
+            "video": {"from": "<streamId>", "parameters": {"resolution": {"width": 640, "height": 480}}},
+        },
+    },
     request_only=True,
 )
 
@@ -65,23 +89,92 @@ def room_streams(room: Room) -> dict[str, Publication]:
     return {p.id: p for p in engine_selectors.domain_streams(domain_id=room.id)}
 
 
-def recording_in(room: Room, recording_id: str) -> MediaJob:
-    job = MediaJob.objects.filter(id=recording_id, domain_id=room.id, kind=RecordingJob.kind).first()
+@dataclass(frozen=True)
+class JobKind:
+    """What differs between the kinds of server-side subscription: their wire format."""
+
+    job: type[JobRunner]
+    name: str  # "Recording": the not-found message
+    spec: Callable[..., dict]  # (body, *, streams) → the job's spec
+    apply_patch: Callable[..., dict]  # (spec, body, *, streams) → the new spec
+    abstract: Callable[..., dict]  # (job, *, streams, request) → the wire form
+
+
+RECORDINGS = JobKind(
+    job=RecordingJob,
+    name="Recording",
+    spec=recording_spec,
+    apply_patch=recording_apply_patch,
+    abstract=lambda job, *, streams, request: recording_abstract(job, streams=streams),
+)
+STREAMING_OUTS = JobKind(
+    job=StreamingOutJob,
+    name="Streaming-out",
+    spec=streaming_out_spec,
+    apply_patch=streaming_out_apply_patch,
+    abstract=lambda job, *, streams, request: streaming_out_abstract(
+        job, streams=streams, base_url=request.build_absolute_uri("/").rstrip("/")
+    ),
+)
+
+
+def job_in(room: Room, job_id: str, kind: JobKind) -> MediaJob:
+    job = MediaJob.objects.filter(id=job_id, domain_id=room.id, kind=kind.job.kind).first()
     if job is None:
-        raise JobNotFound("Recording not found")
+        raise JobNotFound(f"{kind.name} not found")
     return job
 
 
+class SubscriptionListView(LiveRoomView):
+    jobs: ClassVar[JobKind]
+
+    def get(self, request: Request, version: str, room_id: str) -> Response:
+        room = self.room(request, room_id)
+        streams = room_streams(room)
+        found = MediaJob.objects.filter(domain_id=room.id, kind=self.jobs.job.kind).order_by("created_at")
+        return Response([self.jobs.abstract(job, streams=streams, request=request) for job in found])
+
+    def post(self, request: Request, version: str, room_id: str) -> Response:
+        room = self.room(request, room_id)
+        streams = room_streams(room)
+        spec = self.jobs.spec(request.data, streams=streams)
+        job = jobs.job_create(domain_id=room.id, kind=self.jobs.job.kind, spec=spec, cost=self.jobs.job.cost)
+        return Response(self.jobs.abstract(job, streams=streams, request=request))
+
+
+class SubscriptionDetailView(LiveRoomView):
+    jobs: ClassVar[JobKind]
+
+    def get(self, request: Request, version: str, room_id: str, job_id: str) -> Response:
+        room = self.room(request, room_id)
+        job = job_in(room, job_id, self.jobs)
+        return Response(self.jobs.abstract(job, streams=room_streams(room), request=request))
+
+    def patch(self, request: Request, version: str, room_id: str, job_id: str) -> Response:
+        room = self.room(request, room_id)
+        streams = room_streams(room)
+        job = job_in(room, job_id, self.jobs)
+        job = jobs.job_update_spec(job_id=job.id, spec=self.jobs.apply_patch(job.spec, request.data, streams=streams))
+        return Response(self.jobs.abstract(job, streams=streams, request=request))
+
+    def delete(self, request: Request, version: str, room_id: str, job_id: str) -> HttpResponse:
+        room = self.room(request, room_id)
+        other = MediaJob.objects.filter(id=job_id, domain_id=room.id).exclude(kind=self.jobs.job.kind).exists()
+        if other:
+            raise InvalidRequest("Delete type not match")
+        jobs.job_stop(job_id=job_in(room, job_id, self.jobs).id)
+        return HttpResponse(status=200)
+
+
 @extend_schema(tags=["rooms: recordings"])
-class RecordingListView(LiveRoomView):
+class RecordingListView(SubscriptionListView):
+    jobs = RECORDINGS
+
     @extend_schema(
         responses={200: RecordingAbstractSerializer(many=True)}, summary="Recordings of the room (running and ended)"
     )
     def get(self, request: Request, version: str, room_id: str) -> Response:
-        room = self.room(request, room_id)
-        streams = room_streams(room)
-        recordings = MediaJob.objects.filter(domain_id=room.id, kind=RecordingJob.kind).order_by("created_at")
-        return Response([recording_abstract(job, streams=streams) for job in recordings])
+        return super().get(request, version, room_id)
 
     @extend_schema(
         request={"application/json": OpenApiTypes.OBJECT},
@@ -90,44 +183,35 @@ class RecordingListView(LiveRoomView):
         summary="Start recording streams of the room (a media worker writes the file)",
     )
     def post(self, request: Request, version: str, room_id: str) -> Response:
-        room = self.room(request, room_id)
-        streams = room_streams(room)
-        spec = recording_spec(request.data, streams=streams)
-        job = jobs.job_create(domain_id=room.id, kind=RecordingJob.kind, spec=spec, cost=RecordingJob.cost)
-        return Response(recording_abstract(job, streams=streams))
+        return super().post(request, version, room_id)
 
 
 @extend_schema(tags=["rooms: recordings"])
-class RecordingDetailView(LiveRoomView):
+class RecordingDetailView(SubscriptionDetailView):
+    jobs = RECORDINGS
+
     @extend_schema(responses={200: RecordingAbstractSerializer})
-    def get(self, request: Request, version: str, room_id: str, recording_id: str) -> Response:
-        room = self.room(request, room_id)
-        return Response(recording_abstract(recording_in(room, recording_id), streams=room_streams(room)))
+    def get(self, request: Request, version: str, room_id: str, job_id: str) -> Response:
+        return super().get(request, version, room_id, job_id)
 
     @extend_schema(
         request={"application/json": OpenApiTypes.OBJECT},
         responses={200: RecordingAbstractSerializer},
         summary="Switch a track's source (/media/<kind>/from) or pause it (/media/<kind>/status)",
     )
-    def patch(self, request: Request, version: str, room_id: str, recording_id: str) -> Response:
-        room = self.room(request, room_id)
-        streams = room_streams(room)
-        job = recording_in(room, recording_id)
-        job = jobs.job_update_spec(job_id=job.id, spec=recording_apply_patch(job.spec, request.data, streams=streams))
-        return Response(recording_abstract(job, streams=streams))
+    def patch(self, request: Request, version: str, room_id: str, job_id: str) -> Response:
+        return super().patch(request, version, room_id, job_id)
 
     @extend_schema(responses={200: None}, summary="Stop the recording (the file is closed and kept)")
-    def delete(self, request: Request, version: str, room_id: str, recording_id: str) -> HttpResponse:
-        room = self.room(request, room_id)
-        jobs.job_stop(job_id=recording_in(room, recording_id).id)
-        return HttpResponse(status=200)
+    def delete(self, request: Request, version: str, room_id: str, job_id: str) -> HttpResponse:
+        return super().delete(request, version, room_id, job_id)
 
 
 @extend_schema(tags=["rooms: recordings"])
 class RecordingFileView(LiveRoomView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, summary="Download the file")
-    def get(self, request: Request, version: str, room_id: str, recording_id: str) -> FileResponse:
-        job = recording_in(self.room(request, room_id), recording_id)
+    def get(self, request: Request, version: str, room_id: str, job_id: str) -> FileResponse:
+        job = job_in(self.room(request, room_id), job_id, RECORDINGS)
         root = Path(settings.MEDIA_ROOT).resolve()
         path = Path(job.result.get("storage", {}).get("file", "")).resolve()
         if not path.is_file() or root not in path.parents:
@@ -168,3 +252,42 @@ class StreamingInDetailView(LiveRoomView):
         else:  # not published yet (or any more)
             jobs.job_stop(job_id=job.id)
         return HttpResponse(status=200)
+
+
+@extend_schema(tags=["rooms: streaming-outs"])
+class StreamingOutListView(SubscriptionListView):
+    jobs = STREAMING_OUTS
+
+    @extend_schema(responses={200: StreamingOutAbstractSerializer(many=True)}, summary="Streaming-outs of the room")
+    def get(self, request: Request, version: str, room_id: str) -> Response:
+        return super().get(request, version, room_id)
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: StreamingOutAbstractSerializer},
+        examples=[STREAMING_OUT_EXAMPLE],
+        summary="Start streaming streams of the room out (RTMP, RTSP, HLS, DASH; encoded to H.264 + AAC)",
+    )
+    def post(self, request: Request, version: str, room_id: str) -> Response:
+        return super().post(request, version, room_id)
+
+
+@extend_schema(tags=["rooms: streaming-outs"])
+class StreamingOutDetailView(SubscriptionDetailView):
+    jobs = STREAMING_OUTS
+
+    @extend_schema(responses={200: StreamingOutAbstractSerializer})
+    def get(self, request: Request, version: str, room_id: str, job_id: str) -> Response:
+        return super().get(request, version, room_id, job_id)
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: StreamingOutAbstractSerializer},
+        summary="Switch a source (/media/<kind>/from), pause a track or change /media/video/parameters/<name>",
+    )
+    def patch(self, request: Request, version: str, room_id: str, job_id: str) -> Response:
+        return super().patch(request, version, room_id, job_id)
+
+    @extend_schema(responses={200: None}, summary="Stop the streaming-out (an HLS/DASH playlist is ended)")
+    def delete(self, request: Request, version: str, room_id: str, job_id: str) -> HttpResponse:
+        return super().delete(request, version, room_id, job_id)

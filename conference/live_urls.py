@@ -1,4 +1,5 @@
-"""Routes of the management resources over the live engine (participants, streams, streaming-ins, recordings).
+"""Routes of the management resources over the live engine (participants, streams, streaming-ins,
+recordings, streaming-outs).
 
 Each route answers under ``/v1/`` and ``/v1.1/`` (the version picks the stream form) and
 with or without a trailing slash; the slash variants stay out of the OpenAPI schema.
@@ -36,11 +37,15 @@ for version in ("v1", "v1.1"):
             f"{room}/streaming-ins/<str:stream_id>", job_views.StreamingInDetailView, f"streaming-in-{suffix}", version
         ),
         *routes(f"{room}/recordings", job_views.RecordingListView, f"recordings-{suffix}", version),
-        *routes(f"{room}/recordings/<str:recording_id>", job_views.RecordingDetailView, f"recording-{suffix}", version),
+        *routes(f"{room}/recordings/<str:job_id>", job_views.RecordingDetailView, f"recording-{suffix}", version),
         *routes(
-            f"{room}/recordings/<str:recording_id>/file",
+            f"{room}/recordings/<str:job_id>/file",
             job_views.RecordingFileView,
             f"recording-file-{suffix}",
             version,
+        ),
+        *routes(f"{room}/streaming-outs", job_views.StreamingOutListView, f"streaming-outs-{suffix}", version),
+        *routes(
+            f"{room}/streaming-outs/<str:job_id>", job_views.StreamingOutDetailView, f"streaming-out-{suffix}", version
         ),
     ]

@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from owt.views import HealthView, admin_login
+from streamengine.streaming_files import streaming_file
 
 # Swagger UI and ReDoc load from a CDN; only their pages may (OWT_TLS's CSP, owt/settings.py).
 # The split view serves Swagger UI's init script as a file, so no inline script is needed.
@@ -25,6 +26,8 @@ urlpatterns = [
     path("api/docs/", csp_update(DOCS_CDN)(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="swagger-ui"),
     path("api/redoc/", csp_update(DOCS_CDN)(SpectacularRedocView.as_view(url_name="schema")), name="redoc"),
     path("health/", HealthView.as_view(), name="health"),
+    # Local HLS/DASH streaming-outs (settings.MEDIA_URL + "streaming/"), for plain players.
+    path("media/streaming/<str:room_id>/<str:job_id>/<str:name>", streaming_file, name="streaming-file"),
     # OWT stream engine (/v1.1/stream-engine/...) before conference's /v1.1/ routes.
     path("", include("streamengine.urls")),
     # OWT management API: /services, /v1/rooms..., /v1.1/rooms...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from owt.parsers import QUERY_INTEGER_MAX
@@ -141,6 +142,7 @@ class StrictDict(serializers.Serializer):
         return dict(super().to_internal_value(data))
 
 
+@extend_schema_field({"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["auto"]}]})
 class AutoOrBool(serializers.Field):
     """``"auto"`` (if the source has it), ``true`` (required) or ``false``; nothing else."""
 

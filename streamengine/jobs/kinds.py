@@ -2,5 +2,6 @@
 
 from streamengine.jobs.recording import RecordingJob
 from streamengine.jobs.streaming_in import StreamingInJob
+from streamengine.jobs.streaming_out import StreamingOutJob
 
-__all__ = ["RecordingJob", "StreamingInJob"]
+__all__ = ["RecordingJob", "StreamingInJob", "StreamingOutJob"]

@@ -10,7 +10,6 @@ switches the source without breaking the file (the new track continues the timel
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from streamengine.client import Session
-from streamengine.jobs.runtime import JobFailed, JobRunner
+from streamengine.jobs.subscriptions import SubscribingJob
 from streamengine.media.mux import CONTAINERS, HOLDS, EncodedMuxer
 
 TRANSCODABLE_AUDIO = {"opus"}  # to AAC, for the containers that cannot hold it
@@ -34,18 +33,10 @@ def auto_container(media: dict) -> str:
     return "mkv"
 
 
-def sources(media: dict) -> dict[str, list[str]]:
-    """Stream id → the kinds recorded from it."""
-    by_stream: dict[str, list[str]] = {}
-    for kind in ("audio", "video"):
-        if media.get(kind):
-            by_stream.setdefault(str(media[kind]["from"]), []).append(kind)
-    return by_stream
-
-
-class RecordingJob(JobRunner):
+class RecordingJob(SubscribingJob):
     kind = "recording"
     cost = 0.05  # forwarding-priced: no decode, no encode (bench media_jobs)
+    encoded = True
 
     async def start(self) -> None:
         media = self.spec["media"]
@@ -60,9 +51,7 @@ class RecordingJob(JobRunner):
             / f"{self.job.id}-{self.job.attempt}.{extension}"
         )
         self.muxer = EncodedMuxer(path, self.container, kinds)
-        self.sessions: dict[str, Session] = {}
-        self.pumps: list[asyncio.Task] = []
-        self.source_ended = ""
+        self._init_sources()
         await self._subscribe(media)
         files = [*self.job.result.get("files", []), str(path)]
         self.result = {
@@ -71,22 +60,7 @@ class RecordingJob(JobRunner):
             "container": self.container,
         }
 
-    async def _subscribe(self, media: dict, only: set[str] | None = None) -> None:
-        for stream, kinds in sources(media).items():
-            kinds = [k for k in kinds if only is None or k in only]
-            if not kinds:
-                continue
-            try:
-                session = await self.client.subscribe(
-                    stream, audio="audio" in kinds, video="video" in kinds, encoded=True
-                )
-            except Exception as exc:
-                raise JobFailed(f"cannot subscribe to stream {stream}: {exc}") from exc
-            for kind in kinds:
-                self.sessions[kind] = session
-            self.pumps.append(asyncio.create_task(self._pump(session)))
-
-    async def _pump(self, session: Session) -> None:
+    async def _pump(self, session: Session, kinds: list[str]) -> None:
         while True:
             kind, data, timestamp = await session.frames.get()
             codec = session.codecs.get(kind, "")
@@ -98,32 +72,13 @@ class RecordingJob(JobRunner):
             if self.sessions.get(kind) is session and not paused:
                 self.muxer.write(kind, codec, data, timestamp)
 
-    async def reconfigure(self, spec: dict) -> None:
-        """``media.<kind>.from`` changed: subscribe to the new source, then drop the old one."""
-        changed = {
-            kind
-            for kind in ("audio", "video")
-            if (spec["media"].get(kind) or {}).get("from") != (self.spec["media"].get(kind) or {}).get("from")
-        }
-        old = {kind: self.sessions.get(kind) for kind in changed}
-        self.spec = spec
-        for kind in changed:
-            self.muxer.restart_track(kind)
-        await self._subscribe(spec["media"], only=changed)
-        for session in {s for s in old.values() if s is not None} - set(self.sessions.values()):
-            with contextlib.suppress(Exception):
-                await self.client.unsubscribe(session)
+    def _restart_track(self, kind: str) -> None:
+        self.muxer.restart_track(kind)
 
     def progress(self) -> dict:
-        if not self.source_ended and any(s.error for s in self.sessions.values()):
-            # The recorded stream ended (OWT: "Source stream loss"): the recording is complete.
-            self.source_ended = next(s.error for s in self.sessions.values() if s.error)
-            self.result["ended"] = f"source stream ended ({self.source_ended})"
-            self.end()
+        self._check_sources()
         return {**super().progress(), **self.muxer.progress(), "written_at": time.time()}
 
     async def stop(self) -> None:
-        for pump in self.pumps:
-            pump.cancel()
-        await asyncio.gather(*self.pumps, return_exceptions=True)
+        await self._stop_pumps()
         await asyncio.to_thread(self.muxer.close)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from streamengine.media.passthrough import CLOCK_RATES, is_keyframe
+from streamengine.media.passthrough import CLOCK_RATES, H264_SPS, h264_nal_types, is_keyframe
 
 logger = logging.getLogger(__name__)
 
@@ -159,18 +159,9 @@ class H264AnnexB:
                 units.append(b"\x00\x00\x00\x01" + data[offset : offset + size])
                 offset += size
             data = b"".join(units)
-        if is_keyframe("h264", data) and not _has_nal(data, 7):
+        if is_keyframe("h264", data) and H264_SPS not in h264_nal_types(data):
             data = self.parameter_sets + data
         return data
-
-
-def _has_nal(data: bytes, nal_type: int) -> bool:
-    index = data.find(b"\x00\x00\x01")
-    while index != -1 and index + 3 < len(data):
-        if data[index + 3] & 0x1F == nal_type:
-            return True
-        index = data.find(b"\x00\x00\x01", index + 3)
-    return False
 
 
 @dataclass

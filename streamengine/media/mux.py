@@ -21,7 +21,14 @@ from pathlib import Path
 
 import av
 
-from streamengine.media.passthrough import CLOCK_RATES, is_keyframe, vp8_resolution
+from streamengine.media.passthrough import (
+    CLOCK_RATES,
+    H264_PPS,
+    H264_SPS,
+    h264_nal_types,
+    is_keyframe,
+    vp8_resolution,
+)
 
 # OWT container name → (PyAV format, file extension, muxer options).
 CONTAINERS = {
@@ -80,6 +87,15 @@ class _Track:
     restarting: bool = False  # a new source: video resumes at its first keyframe
 
 
+def starts_video(codec: str, data: bytes) -> bool:
+    """A frame a video track can start on: a keyframe, for H.264 with its parameter sets
+    (the MP4 muxer builds its avcC from that first frame; one whose SPS/PPS were lost would
+    make the whole file unreadable)."""
+    if codec == "h264":
+        return is_keyframe(codec, data) and {H264_SPS, H264_PPS} <= h264_nal_types(data)
+    return is_keyframe(codec, data)
+
+
 class EncodedMuxer:
     def __init__(self, path: Path, container: str, kinds: set[str]) -> None:
         self.path = path
@@ -104,13 +120,13 @@ class EncodedMuxer:
     def write(self, kind: str, codec: str, data: bytes, timestamp: int) -> None:
         track = self.tracks.get(kind)
         if track is None:
-            if kind == "video" and not is_keyframe(codec, data):
+            if kind == "video" and not starts_video(codec, data):
                 return  # a file starts at a keyframe
             track = self.tracks[kind] = _Track(kind, codec, offset=time.monotonic() - self.started)
             if kind == "audio" and codec not in HOLDS[self.container]["audio"]:
                 track.transcoder = AudioTranscoder()
         if track.restarting:
-            if kind == "video" and not is_keyframe(codec, data):
+            if kind == "video" and not starts_video(codec, data):
                 return
             track.restarting = False
         if kind == "video" and codec == "vp8" and self.video_size is None:

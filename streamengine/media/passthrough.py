@@ -86,14 +86,21 @@ def is_keyframe(codec: str, data: bytes) -> bool:
         # RFC 6386 §9.1: bit 0 of the frame tag is 0 for key frames.
         return bool(data) and not data[0] & 0x01
     if codec == "h264":
-        # Annex-B: look for an IDR slice (NAL type 5) after any start code.
-        index = data.find(b"\x00\x00\x01")
-        while index != -1 and index + 3 < len(data):
-            if data[index + 3] & 0x1F == 5:
-                return True
-            index = data.find(b"\x00\x00\x01", index + 3)
-        return False
+        return H264_IDR in h264_nal_types(data)  # an IDR slice
     return True
+
+
+H264_IDR, H264_SPS, H264_PPS = 5, 7, 8
+
+
+def h264_nal_types(data: bytes) -> set[int]:
+    """The NAL unit types of an Annex-B H.264 access unit (after each start code)."""
+    types = set()
+    index = data.find(b"\x00\x00\x01")
+    while index != -1 and index + 3 < len(data):
+        types.add(data[index + 3] & 0x1F)
+        index = data.find(b"\x00\x00\x01", index + 3)
+    return types
 
 
 def vp8_resolution(data: bytes) -> tuple[int, int] | None:
