@@ -161,9 +161,10 @@ class EncodedMuxer:
             else:
                 track.stream = self.output.add_mux_stream(track.codec, rate=48000)
                 track.stream.time_base = fractions.Fraction(1, CLOCK_RATES["audio"])
-        # The file starts when every track has started (video at its first keyframe): what
-        # came earlier on another track is dropped, so the tracks start together.
-        self.origin = max(track.offset for track in self.tracks.values())
+        # The file starts at the video's first keyframe (video cannot start anywhere else):
+        # audio from before it is dropped, so the tracks start together.
+        video = self.tracks.get("video")
+        self.origin = video.offset if video is not None else min(t.offset for t in self.tracks.values())
         for track in self.tracks.values():
             start = round(self.origin * CLOCK_RATES[track.kind])
             for data, ticks in track.pending:
