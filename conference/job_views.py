@@ -37,11 +37,8 @@ from conference.job_serializers import (
     StreamingOutAbstractSerializer,
     recording_abstract,
     recording_apply_patch,
-    recording_spec,
-    streaming_in_spec,
     streaming_out_abstract,
     streaming_out_apply_patch,
-    streaming_out_spec,
 )
 from conference.live_serializers import StreamInfoSerializer
 from conference.live_views import LiveRoomView, render_stream
@@ -52,6 +49,7 @@ from streamengine.exceptions import JobNotFound, StreamNotFound
 from streamengine.jobs import services as jobs
 from streamengine.jobs.awaiting import StreamPending, awaiting_stream
 from streamengine.jobs.recording import RecordingJob
+from streamengine.jobs.requests import recording_spec, streaming_in_spec, streaming_out_spec
 from streamengine.jobs.runtime import JobRunner
 from streamengine.jobs.streaming_in import StreamingInJob, check_source_url
 from streamengine.jobs.streaming_out import StreamingOutJob

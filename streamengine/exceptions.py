@@ -84,6 +84,13 @@ class NodeNotFound(NotFound):
     default_message = "Node not found"
 
 
+class InvalidJobRequest(ApiError):
+    """A media job's request (streaming-in, recording, streaming-out) is invalid: HTTP 400, code 1301."""
+
+    default_message = "Invalid request body"
+    code = 1301
+
+
 class InvalidListQuery(ApiError):
     default_message = "Invalid list query"
 

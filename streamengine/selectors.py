@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Prefetch, QuerySet
 
 from streamengine.exceptions import DomainNotFound, InvalidListQuery
-from streamengine.models import Domain, Node, Participant, Publication, Subscription
+from streamengine.models import Domain, MediaJob, Node, Participant, Publication, Subscription
 
 
 def participant_brief(participant: Participant) -> dict:
@@ -173,3 +173,8 @@ def owned_domain_get(*, owner: str, domain_id: str) -> Domain:
     if domain is None:
         raise DomainNotFound()
     return domain
+
+
+def job_get(*, job_id: str, owner: str) -> MediaJob | None:
+    """A media job in one of ``owner``'s domains."""
+    return MediaJob.objects.filter(id=job_id, domain__owner=owner).first()

@@ -180,3 +180,17 @@ class StreamingPublicationInputSerializer(StrictDict):
     media = StreamingInMedia()
     info = StreamingInConnection(help_text="{url, transportProtocol?, bufferSize?}: the source")
     attributes = serializers.DictField(required=False, default=dict)
+
+
+class JobSubscriptionInputSerializer(StrictDict):
+    """``POST subscriptions`` of type ``recording`` or ``streaming`` (spec 5.3.2's SubscribeRequest):
+    a recording or a streaming-out job; ``media`` and ``info`` are checked by the job's request."""
+
+    type = serializers.ChoiceField(choices=["recording", "streaming"], help_text="webrtc ones come over signaling")
+    participant = serializers.CharField(max_length=64, help_text="the domain (room) id, standing for its participant")
+    media = serializers.DictField(
+        help_text="{audio: {from, format?} | false, video: {from, format?, parameters?} | false}"
+    )
+    info = serializers.DictField(
+        required=False, default=dict, help_text="recording: {container?}; streaming: {protocol?, url, parameters?}"
+    )

@@ -33,9 +33,13 @@ from streamengine.exceptions import (
     SubscriptionNotFound,
 )
 from streamengine.jobs.awaiting import StreamPending, awaiting_stream
-from streamengine.jobs.services import job_create
+from streamengine.jobs.recording import RecordingJob
+from streamengine.jobs.requests import recording_spec, streaming_out_spec
+from streamengine.jobs.services import job_create, job_stop
 from streamengine.jobs.streaming_in import StreamingInJob, check_source_url
+from streamengine.jobs.streaming_out import StreamingOutJob
 from streamengine.serializers import (
+    JobSubscriptionInputSerializer,
     ListQuerySerializer,
     NodeOutputSerializer,
     ParticipantOutputSerializer,
@@ -250,14 +254,55 @@ class SubscriptionListView(StateListView):
     def queryset(self, *, owner: str) -> QuerySet:
         return selectors.subscription_queryset(owner=owner)
 
+    @extend_schema(
+        tags=["stream-engine"],
+        request=JobSubscriptionInputSerializer,
+        responses={200: inline_serializer(name="SubscriptionId", fields={"id": serializers.CharField()})},
+        summary="Start a recording or streaming-out (a media job); answers its id at once",
+    )
+    def post(self, request: Request) -> Response:
+        payload = JobSubscriptionInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        domain = selectors.owned_domain_get(owner=service_owner(request), domain_id=data["participant"])
+        streams = {p.id: p for p in selectors.domain_streams(domain_id=domain.id)}
+        info = data["info"]
+        if data["type"] == "recording":
+            runner = RecordingJob
+            spec = recording_spec({**info, "media": data["media"]}, streams=streams)
+        else:
+            runner = StreamingOutJob
+            spec = streaming_out_spec({**info, "media": data["media"]}, streams=streams)
+        job = job_create(domain_id=domain.id, kind=runner.kind, spec=spec, cost=runner.cost)
+        return Response({"id": job.id})
+
 
 @extend_schema(tags=["stream-engine"], responses={200: SubscriptionOutputSerializer})
 class SubscriptionDetailView(DeletableStateDetailView):
+    """A subscription by its id, or a recording's / streaming-out's by its job's id."""
+
     output_serializer = SubscriptionOutputSerializer
     not_found = SubscriptionNotFound
 
     def queryset(self, *, owner: str) -> QuerySet:
         return selectors.subscription_queryset(owner=owner)
+
+    def get_object(self, request: Request, object_id: str) -> Model:
+        job = selectors.job_get(job_id=object_id, owner=service_owner(request))
+        if job is None:
+            return super().get_object(request, object_id)
+        found = self.queryset(owner=service_owner(request)).filter(participant__job_id=job.id).first()
+        if found is None:
+            raise self.not_found("The job has no subscription yet" if job.active else "The job has ended")
+        return found
+
+    @extend_schema(responses={200: None}, summary="Unsubscribe, or stop a recording's / streaming-out's job")
+    def delete(self, request: Request, object_id: str) -> HttpResponse:
+        job = selectors.job_get(job_id=object_id, owner=service_owner(request))
+        if job is not None:
+            job_stop(job_id=job.id)
+            return HttpResponse(status=200)
+        return super().delete(request, object_id)
 
     def delete_live(self, object_id: str) -> None:
         services.subscription_delete(subscription_id=object_id)

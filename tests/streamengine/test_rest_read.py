@@ -173,7 +173,7 @@ def test_needs_mauth(world):
 
 
 def test_create_routes_are_not_offered(world):
-    response = world["client"].post(f"{BASE}/subscriptions", {"type": "streaming"})
+    response = world["client"].post(f"{BASE}/nodes", {"id": "n"})
     assert response.status_code == 405
     assert "error" in response.json()
 
