@@ -15,22 +15,17 @@ stays open) or changes the video parameters (a new encoder continues the same ou
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import urllib.parse
 from pathlib import Path
 
 from aiortc.mediastreams import MediaStreamError
 from django.conf import settings
 
 from streamengine.client import Session
-from streamengine.jobs.runtime import JobFailed
 from streamengine.jobs.subscriptions import SubscribingJob
 from streamengine.media.live_output import LiveOutput, Target, VideoSettings, default_bitrate
 
 PLAYLISTS = {"hls": "index.m3u8", "dash": "index.mpd"}
-DEFAULT_PORTS = {"rtmp": 1935, "rtsp": 554}
-CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_FRAMERATE = 30
 DEFAULT_KEYFRAME_SECONDS = 2.0
 
@@ -94,23 +89,6 @@ def output_target(spec: dict, folder: Path) -> Target:
     return Target(str(folder / PLAYLISTS[protocol]), protocol, options)
 
 
-async def check_reachable(url: str) -> None:
-    """An RTMP/RTSP server that refuses now is a mistake in the request: fail the job at once."""
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname, port), timeout=CONNECT_TIMEOUT_SECONDS
-        )
-    except TimeoutError as exc:
-        raise JobFailed(f"cannot connect to {url}: timed out after {CONNECT_TIMEOUT_SECONDS:g} s") from exc
-    except (OSError, ValueError) as exc:
-        # asyncio's OSError says "Connect call failed (host, port)"; the errno says why.
-        why = os.strerror(exc.errno) if getattr(exc, "errno", None) else str(exc)
-        raise JobFailed(f"cannot connect to {url}: {why}") from exc
-    writer.close()
-
-
 class StreamingOutJob(SubscribingJob):
     kind = "streaming-out"
     # One decode + one libx264 encode: 0.25 core measured at 640x480 30 fps on synthetic video
@@ -120,8 +98,6 @@ class StreamingOutJob(SubscribingJob):
 
     async def start(self) -> None:
         media = self.spec["media"]
-        if self.spec["protocol"] in DEFAULT_PORTS:
-            await check_reachable(self.spec["url"])
         folder = local_folder(self.job.domain_id, self.job.id)
         target = output_target(self.spec, folder)
         kinds = {kind for kind in ("audio", "video") if media.get(kind)}

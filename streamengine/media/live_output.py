@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fractions
 import logging
+import os
 import queue
 import threading
 import time
@@ -117,6 +118,10 @@ class LiveOutput:
         self.last_frame: av.VideoFrame | None = None
         self.retry_at = 0.0
         self.failures = 0
+        # Until the first packet is written, a network output that cannot be opened is a
+        # mistake in the request (wrong host, port, path): the job fails instead of retrying.
+        # (No separate reachability probe: a server that takes one client would spend it.)
+        self.written = False
         self.thread = threading.Thread(target=self._write_loop, name="live-output", daemon=True)
         self.thread.start()
 
@@ -263,6 +268,7 @@ class LiveOutput:
             self.output.mux(packet)
         if packets:
             self.failures = 0
+            self.written = True
 
     def _flush_video(self) -> None:
         if self.encoder is not None and self.output is not None:
@@ -273,8 +279,10 @@ class LiveOutput:
         self.last_error = f"{self.target.url}: {exc}"
         logger.warning("live output %s", self.last_error)
         self._close_output()
-        if not self.target.network:
-            self.failure = self.last_error
+        if not self.target.network or not self.written:
+            # FFmpeg's message repeats the URL; its errno says why ("Connection refused").
+            why = os.strerror(exc.errno) if getattr(exc, "errno", None) else str(exc)
+            self.failure = f"cannot connect to {self.target.url}: {why}" if self.target.network else self.last_error
             self.retry_at = float("inf")
             return
         self.reconnects += 1

@@ -33,12 +33,10 @@ rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; record o
 """
 
 
-@pytest.fixture(scope="module")
-def rtmp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """nginx's RTMP module on a free loopback port: ``rtmp://127.0.0.1:PORT/live``."""
+def start_nginx(tmp: Path, port: int) -> subprocess.Popen:
+    """nginx's RTMP module listening on ``127.0.0.1:port`` (returns once it listens)."""
     if not RTMP_MODULE.exists():
         pytest.fail("nginx's RTMP module is missing: run bin/setup --test (libnginx-mod-rtmp)")
-    tmp, port = tmp_path_factory.mktemp("nginx-rtmp"), free_port()
     (tmp / "nginx.conf").write_text(NGINX_CONF.format(module=RTMP_MODULE, tmp=tmp, port=port))
     log = (tmp / "stdout.log").open("ab")
     nginx = subprocess.Popen(
@@ -48,9 +46,21 @@ def rtmp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     while f"127.0.0.1:{port}" not in subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout:
         assert nginx.poll() is None and time.monotonic() < deadline, (tmp / "error.log").read_text()
         time.sleep(0.1)
-    yield f"rtmp://127.0.0.1:{port}/live"
+    return nginx
+
+
+def stop_nginx(nginx: subprocess.Popen) -> None:
     nginx.terminate()
     nginx.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def rtmp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """nginx's RTMP module on a free loopback port: ``rtmp://127.0.0.1:PORT/live``."""
+    port = free_port()
+    nginx = start_nginx(tmp_path_factory.mktemp("nginx-rtmp"), port)
+    yield f"rtmp://127.0.0.1:{port}/live"
+    stop_nginx(nginx)
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +147,36 @@ async def test_an_unreachable_rtmp_server_fails_the_job_with_the_reason(platform
     assert time.monotonic() - started < 10
 
 
+async def test_an_rtmp_server_that_restarts_gets_the_stream_again(platform, tmp_path, loopback_client):
+    api, port = platform.api, free_port()
+    nginx = start_nginx(tmp_path, port)
+    room = api.create_room("rtmp-restart")["id"]
+    try:
+        async with ConferenceClient(f"{platform.url.replace('http', 'ws')}/ws/signaling/") as alice:
+            camera = await publish(platform, alice, room)
+            url = f"rtmp://127.0.0.1:{port}/live/again"
+            video = {"from": camera, "parameters": {"keyFrameInterval": 1}}
+            body = {"url": url, "media": {"audio": {"from": camera}, "video": video}}
+            path = f"/v1/rooms/{room}/streaming-outs/{api.request('POST', f'/v1/rooms/{room}/streaming-outs', json=body)['id']}"
+            await wait_state(api, path, {"running"})
+            assert (await asyncio.to_thread(probe_streams, url))["video"]["codec_name"] == "h264"
+            stop_nginx(nginx)
+            await asyncio.sleep(2)
+            nginx = start_nginx(tmp_path, port)
+            deadline = time.monotonic() + 30
+            while api.request("GET", path)["progress"].get("reconnects", 0) < 1:
+                assert time.monotonic() < deadline, api.request("GET", path)
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(2)
+            streams = await asyncio.to_thread(probe_streams, url)
+            assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
+            assert api.request("GET", path)["state"] == "running"
+            api.request("DELETE", path)
+            await wait_state(api, path, {"finished"})
+    finally:
+        stop_nginx(nginx)
+
+
 def media_sequence(playlist: str) -> int:
     return int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", playlist)[1])
 
@@ -175,3 +215,60 @@ async def test_local_hls_is_served_with_cors_old_segments_go_and_delete_ends_the
         api.request("DELETE", path)
         await wait_state(api, path, {"finished"})
     assert (folder / "index.m3u8").read_text().rstrip().endswith("#EXT-X-ENDLIST")
+
+
+async def test_rtsp_to_a_listening_ffmpeg(platform, tmp_path, loopback_client):
+    """ffmpeg as the RTSP server the output pushes to (ANNOUNCE/RECORD); what it receives is probed."""
+    api, port = platform.api, free_port()
+    received = tmp_path / "received.mkv"
+    listener = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-rtsp_flags", "listen", "-i", f"rtsp://127.0.0.1:{port}/out", "-t", "3"]
+        + ["-c", "copy", "-y", str(received)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    room = api.create_room("rtsp-out")["id"]
+    try:
+        await asyncio.sleep(0.5)  # ffmpeg listening
+        async with ConferenceClient(f"{platform.url.replace('http', 'ws')}/ws/signaling/") as alice:
+            camera = await publish(platform, alice, room)
+            body = {
+                "url": f"rtsp://127.0.0.1:{port}/out",
+                "media": {"audio": {"from": camera}, "video": {"from": camera}},
+            }
+            created = api.request("POST", f"/v1/rooms/{room}/streaming-outs", json=body)
+            assert created["protocol"] == "rtsp"
+            await asyncio.to_thread(listener.wait, 40)
+            api.request("DELETE", f"/v1/rooms/{room}/streaming-outs/{created['id']}")
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+    assert listener.returncode == 0, listener.stderr.read()
+    streams = await asyncio.to_thread(probe_streams, str(received))
+    assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
+
+
+async def test_local_dash_is_served_and_plays(platform, loopback_client):
+    api = platform.api
+    room = api.create_room("dash-out")["id"]
+    async with ConferenceClient(f"{platform.url.replace('http', 'ws')}/ws/signaling/") as alice:
+        camera = await publish(platform, alice, room)
+        video = {"from": camera, "parameters": {"keyFrameInterval": 1}}
+        body = {
+            "protocol": "dash",
+            "parameters": {"dashSegDuration": 1, "dashWindowSize": 3},
+            "media": {"audio": {"from": camera}, "video": video},
+        }
+        created = api.request("POST", f"/v1/rooms/{room}/streaming-outs", json=body)
+        url, path = created["url"], f"/v1/rooms/{room}/streaming-outs/{created['id']}"
+        assert url.endswith(".mpd")
+        await wait_state(api, path, {"running"})
+        deadline = time.monotonic() + 30
+        while (await asyncio.to_thread(api.http.get, url)).status_code != 200:
+            assert time.monotonic() < deadline, "no DASH manifest"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(3)
+        streams = await asyncio.to_thread(probe_streams, url)
+        assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
+        api.request("DELETE", path)
+        await wait_state(api, path, {"finished"})
