@@ -163,3 +163,31 @@ async def test_h264_with_opus_into_fragmented_mp4_transcodes_only_the_audio(plat
     assert codecs == {"video": "h264", "audio": "aac"}
     assert abs(float(probe["format"]["duration"]) - wall) <= 0.1 * wall + 0.5
     assert decoded_seconds(ended["storage"]["file"]) >= 3
+
+
+async def test_patch_switches_the_recorded_source_without_breaking_the_file(platform, loopback_client):
+    api = platform.api
+    room = api.create_room("record-switch")["id"]
+    signaling = f"{platform.url.replace('http', 'ws')}/ws/signaling/"
+    async with ConferenceClient(signaling) as alice, ConferenceClient(signaling) as bob:
+        await alice.join(api.create_token(room, user="alice", role="presenter"))
+        await bob.join(api.create_token(room, user="bob", role="presenter"))
+        first = await alice.publish([SyntheticVideoTrack()])
+        second = await bob.publish([SyntheticVideoTrack()])
+        created = api.request(
+            "POST", f"/v1/rooms/{room}/recordings", json={"media": {"audio": False, "video": {"from": first.id}}}
+        )
+        path = f"/v1/rooms/{room}/recordings/{created['id']}"
+        await wait_state(api, path, {"running"})
+        started = time.monotonic()
+        await asyncio.sleep(3)
+        patched = api.request("PATCH", path, json=[{"op": "replace", "path": "/media/video/from", "value": second.id}])
+        assert patched["media"]["video"]["from"] == second.id
+        await asyncio.sleep(4)
+        assert api.request("GET", path)["state"] == "running"
+        api.request("DELETE", path)
+        ended = await wait_state(api, path, {"finished", "failed"})
+        wall = time.monotonic() - started
+    assert ended["state"] == "finished", ended
+    # One file, decodable across the switch, as long as the recording ran.
+    assert decoded_seconds(ended["storage"]["file"]) >= wall - 1.5
