@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.files.storage import storages
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -210,6 +211,11 @@ class RecordingFileView(LiveRoomView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, summary="Download the file")
     def get(self, request: Request, version: str, room_id: str, job_id: str) -> FileResponse:
         job = job_in(self.room(request, room_id), job_id, RECORDINGS)
+        if job.result.get("stored"):  # handed to the recordings storage when it ended
+            store, name = storages["recordings"], job.result["stored"]
+            if not store.exists(name):
+                raise JobNotFound("Recording file not found")
+            return FileResponse(store.open(name, "rb"), as_attachment=True, filename=Path(name).name)
         root = Path(settings.MEDIA_ROOT).resolve()
         path = Path(job.result.get("storage", {}).get("file", "")).resolve()
         if not path.is_file() or root not in path.parents:

@@ -9,6 +9,7 @@ distributed (see README, "Running distributed").
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -139,6 +140,14 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Where finished recordings are kept (docs/media-jobs.md). By default the folder the media
+    # worker writes into, MEDIA_ROOT/recordings (nothing to copy); another backend, e.g.
+    # django-storages' S3Storage, receives each file when its recording ends.
+    "recordings": {
+        "BACKEND": os.environ.get("RECORDINGS_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": json.loads(os.environ.get("RECORDINGS_STORAGE_OPTIONS") or "{}")
+        or {"location": str(MEDIA_ROOT / "recordings")},
+    },
 }
 WHITENOISE_USE_FINDERS = True
 

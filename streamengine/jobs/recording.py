@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, storages
 
 from streamengine.client import Session
 from streamengine.jobs.subscriptions import SubscribingJob
@@ -82,3 +84,20 @@ class RecordingJob(SubscribingJob):
     async def stop(self) -> None:
         await self._stop_pumps()
         await asyncio.to_thread(self.muxer.close)
+        await asyncio.to_thread(self._store)
+
+    def _store(self) -> None:
+        """Hand the closed file to the ``recordings`` storage unless it was written there."""
+        store = storages["recordings"]
+        local = self.muxer.path
+        if not local.is_file():
+            return
+        name = f"{self.job.domain_id}/{local.name}"
+        if isinstance(store, FileSystemStorage) and Path(store.path(name)).resolve() == local.resolve():
+            return  # the default: written in place
+        with local.open("rb") as file:
+            saved = store.save(name, File(file))
+        local.unlink()
+        self.result["storage"] = {"host": type(store).__name__, "file": saved}
+        self.result["stored"] = saved
+        self.result["files"] = [saved if f == str(local) else f for f in self.result.get("files", [])]

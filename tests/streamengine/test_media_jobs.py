@@ -191,3 +191,29 @@ async def test_patch_switches_the_recorded_source_without_breaking_the_file(plat
     assert ended["state"] == "finished", ended
     # One file, decodable across the switch, as long as the recording ran.
     assert decoded_seconds(ended["storage"]["file"]) >= wall - 1.5
+
+
+async def test_a_finished_recording_goes_to_the_recordings_storage(tmp_path_factory, loopback_client):
+    """Another storage backend (here a FileSystemStorage elsewhere; S3 the same way) gets the file at the end."""
+    archive = tmp_path_factory.mktemp("archive")
+    options = json.dumps({"location": str(archive)})
+    with running_platform(tmp_path_factory.mktemp("stored"), RECORDINGS_STORAGE_OPTIONS=options) as stored:
+        stored.start_worker("media-stored")
+        api = stored.api
+        room = api.create_room("record-stored")["id"]
+        async with ConferenceClient(f"{stored.url.replace('http', 'ws')}/ws/signaling/") as alice:
+            await alice.join(api.create_token(room, user="alice", role="presenter"))
+            camera = await alice.publish([SyntheticVideoTrack()])
+            body = {"media": {"audio": False, "video": {"from": camera.id}}}
+            path = f"/v1/rooms/{room}/recordings/{api.request('POST', f'/v1/rooms/{room}/recordings', json=body)['id']}"
+            local = (await wait_state(api, path, {"running"}))["storage"]["file"]
+            await asyncio.sleep(3)
+            api.request("DELETE", path)
+            ended = await wait_state(api, path, {"finished", "failed"})
+        assert ended["state"] == "finished", ended
+        assert ended["storage"] == {"host": "FileSystemStorage", "file": f"{room}/{Path(local).name}"}
+        assert not Path(local).exists()  # moved, not copied
+        kept = archive / room / Path(local).name
+        assert ffprobe(str(kept))["streams"][0]["codec_name"] == "vp8"
+        downloaded = api.http.get(f"{stored.url}{ended['download']}", headers={"Authorization": api.authorization()})
+        assert downloaded.status_code == 200 and downloaded.content == kept.read_bytes()
