@@ -61,6 +61,15 @@ function who(id) {
   return demo.client && demo.client.info && id === demo.client.info.id ? `${name} (me)` : name;
 }
 
+// A stream update in words: a track's status, or the stream's measured video (field ".").
+function describeUpdate({ field, value }) {
+  if (field !== ".") return `${field} = ${JSON.stringify(value)}`;
+  const video = ((value && value.media && value.media.tracks) || []).find((t) => t.type === "video");
+  const size = video && video.parameters && video.parameters.resolution;
+  const rate = video && video.parameters && video.parameters.framerate;
+  return size ? `video ${size.width}x${size.height}${rate ? ` at ${rate} fps` : ""}` : "updated";
+}
+
 function streamLabel(stream) {
   const owner = stream && stream.info && stream.info.owner;
   return owner ? `${who(owner)}'s stream` : `stream ${stream.id}`;
@@ -269,9 +278,7 @@ async function join(event) {
     renderParticipants();
   });
   on("streamadded", (e) => subscribe(e.detail));
-  on("streamupdated", (e) =>
-    log(`${streamLabel(e.detail.stream || e.detail)}: ${e.detail.field} = ${JSON.stringify(e.detail.value)}`),
-  );
+  on("streamupdated", (e) => log(`${streamLabel(e.detail.stream || e.detail)}: ${describeUpdate(e.detail)}`));
   on("streamremoved", (e) => log(`${streamLabel(e.detail)} removed`));
   on("messagereceived", (e) => log(`${who(e.detail.from)}: ${JSON.stringify(e.detail.message)}`));
   on("dropped", () => setStatus("dropped"));
