@@ -155,45 +155,51 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+@dataclass(frozen=True)
+class Bootstrapped:
+    """A running portal with its super service: ``api`` signs management requests."""
+
+    portal: Portal
+    api: ManagementClient
+    env: dict
+    service_id: str
+    key: str
+
+
 @contextmanager
-def running_platform(var: Path, **overrides: str) -> Iterator[Platform]:
+def bootstrapped_portal(var: Path, **overrides: str) -> Iterator[Bootstrapped]:
+    """A daphne portal on embedded defaults in ``var`` (loopback media, no ICE servers), migrated,
+    with its super service bootstrapped (``manage.py owt_bootstrap``) and a client for it."""
     port = free_port()
     env = portal_env(
-        var,
-        OWT_PORTAL_HOST=f"127.0.0.1:{port}",
-        MEDIA_HOST_ADDRESSES="127.0.0.1",
-        ICE_SERVERS="[]",
-        **overrides,
+        var, OWT_PORTAL_HOST=f"127.0.0.1:{port}", MEDIA_HOST_ADDRESSES="127.0.0.1", ICE_SERVERS="[]", **overrides
     )
     manage(env, "migrate", "--noinput", "-v0")
     bootstrap = manage(env, "owt_bootstrap")
     service_id = re.search(r"service id: (\S+)", bootstrap)[1]
     key = re.search(r"service key: (\S+)", bootstrap)[1]
-    beat_log = (var / "beat.log").open("ab")
-    beat = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "owt",
-            "beat",
-            "-s",
-            str(var / "beat-schedule"),
-            "--loglevel",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=beat_log,
-        stderr=beat_log,
-    )
-    try:
-        with (
-            running_portal(env, migrate=False, port=port, log_path=var / "daphne.log") as portal,
-            ManagementClient(portal.url, service_id, key) as api,
-        ):
-            platform = Platform(url=portal.url, env=env, api=api, var=var)
+    with (
+        running_portal(env, migrate=False, port=port, log_path=var / "daphne.log") as portal,
+        ManagementClient(portal.url, service_id, key) as api,
+    ):
+        yield Bootstrapped(portal, api, env, service_id, key)
+
+
+@contextmanager
+def running_platform(var: Path, **overrides: str) -> Iterator[Platform]:
+    """:func:`bootstrapped_portal` plus Celery beat, a data worker and the media workers a caller starts."""
+    with bootstrapped_portal(var, **overrides) as running:
+        beat_log = (var / "beat.log").open("ab")
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "owt", "beat", "-s", str(var / "beat-schedule")]
+            + ["--loglevel", "WARNING"],
+            cwd=ROOT,
+            env=running.env,
+            stdout=beat_log,
+            stderr=beat_log,
+        )
+        try:
+            platform = Platform(url=running.portal.url, env=running.env, api=running.api, var=var)
             # The data worker runs beat's jobs, the media-job reaper among them (as bin/run).
             platform.start_worker("data", queue="data")
             try:
@@ -201,5 +207,5 @@ def running_platform(var: Path, **overrides: str) -> Iterator[Platform]:
             finally:
                 for worker in platform.workers:
                     _stop(worker)
-    finally:
-        _stop(beat)
+        finally:
+            _stop(beat)

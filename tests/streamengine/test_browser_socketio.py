@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import re
 import shutil
 import socket
 import threading
@@ -25,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from owt.client import ManagementClient
-from owt.localserver import ROOT, free_port, manage, portal_env, running_portal
+from owt.localserver import ROOT, bootstrapped_portal
 
 PAGE = Path(__file__).parent / "sdkflow_page"
 SOCKET_IO_CLIENT = ROOT / "var/js/node_modules/socket.io-client/dist/socket.io.js"
@@ -42,18 +40,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    tmp_path = tmp_path_factory.mktemp("sio-browser")
-    port = free_port()
-    env = portal_env(tmp_path, OWT_PORTAL_HOST=f"127.0.0.1:{port}", MEDIA_HOST_ADDRESSES="127.0.0.1", ICE_SERVERS="[]")
-    manage(env, "migrate", "--noinput", "-v0")
-    bootstrap = manage(env, "owt_bootstrap")
-    service_id = re.search(r"service id: (\S+)", bootstrap)[1]
-    key = re.search(r"service key: (\S+)", bootstrap)[1]
-    with (
-        running_portal(env, migrate=False, port=port, log_path=tmp_path / "daphne.log") as running,
-        ManagementClient(running.url, service_id, key) as api,
-    ):
-        yield {"url": running.url, "api": api}
+    with bootstrapped_portal(tmp_path_factory.mktemp("sio-browser")) as running:
+        yield {"url": running.portal.url, "api": running.api}
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import pytest
 
 from owt.localserver import running_platform
 from streamengine.client import ConferenceClient, SyntheticAudioTrack, SyntheticVideoTrack
-from streamengine.media.ice import use_host_addresses
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.media, pytest.mark.worker]
 
@@ -27,13 +26,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory):
     with running_platform(tmp_path_factory.mktemp("media-jobs")) as running:
         running.start_worker("media-1")
         yield running
-
-
-@pytest.fixture
-def loopback_client():
-    use_host_addresses(["127.0.0.1"])
-    yield
-    use_host_addresses([])
 
 
 def ffprobe(path: str) -> dict:

@@ -9,17 +9,14 @@ portal), with media through the one shared peer connection.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from django.test import override_settings
 
-from owt.client import ManagementClient
-from owt.localserver import free_port, manage, portal_env, running_portal
+from owt.localserver import bootstrapped_portal
 from streamengine.client import SyntheticVideoTrack
-from streamengine.media.ice import use_host_addresses
 from streamengine.sdkflow import SdkFlowClient
 from streamengine.sio import socketio_application
 
@@ -28,25 +25,8 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    tmp_path = tmp_path_factory.mktemp("sio-portal")
-    port = free_port()
-    env = portal_env(tmp_path, OWT_PORTAL_HOST=f"127.0.0.1:{port}", MEDIA_HOST_ADDRESSES="127.0.0.1", ICE_SERVERS="[]")
-    manage(env, "migrate", "--noinput", "-v0")
-    bootstrap = manage(env, "owt_bootstrap")
-    service_id = re.search(r"service id: (\S+)", bootstrap)[1]
-    key = re.search(r"service key: (\S+)", bootstrap)[1]
-    with (
-        running_portal(env, migrate=False, port=port, log_path=tmp_path / "daphne.log") as running,
-        ManagementClient(running.url, service_id, key) as api,
-    ):
-        yield {"url": running.url, "api": api}
-
-
-@pytest.fixture
-def loopback_client():
-    use_host_addresses(["127.0.0.1"])  # this process's aiortc client, like the portal's node
-    yield
-    use_host_addresses([])
+    with bootstrapped_portal(tmp_path_factory.mktemp("sio-portal")) as running:
+        yield {"url": running.portal.url, "api": running.api}
 
 
 async def test_polling_upgrades_to_websocket_and_media_flows(portal, loopback_client):

@@ -20,7 +20,6 @@ import pytest
 
 from owt.localserver import free_port, running_platform
 from streamengine.client import ConferenceClient
-from streamengine.media.ice import use_host_addresses
 from tests.streamengine.rtsp_server import pattern_file, rtsp_source, wait_listening
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.media, pytest.mark.worker]
@@ -33,13 +32,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory):
     ) as running:
         running.start_worker("media-1")
         yield running
-
-
-@pytest.fixture
-def loopback_client():
-    use_host_addresses(["127.0.0.1"])
-    yield
-    use_host_addresses([])
 
 
 @contextlib.contextmanager

@@ -16,7 +16,6 @@ import pytest
 
 from owt.localserver import free_port, running_platform
 from streamengine.client import ConferenceClient, SyntheticAudioTrack, SyntheticVideoTrack
-from streamengine.media.ice import use_host_addresses
 from tests.streamengine.test_media_jobs import wait_state
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.media, pytest.mark.worker]
@@ -68,13 +67,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory):
     with running_platform(tmp_path_factory.mktemp("streaming-outs")) as running:
         running.start_worker("media-1")
         yield running
-
-
-@pytest.fixture
-def loopback_client():
-    use_host_addresses(["127.0.0.1"])
-    yield
-    use_host_addresses([])
 
 
 def probe_streams(url: str) -> dict[str, dict]:
