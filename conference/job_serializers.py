@@ -22,6 +22,7 @@ from owt.errors import describe_validation_error
 from streamengine.jobs.requests import PROTOCOLS, VideoParameters
 from streamengine.jobs.streaming_out import local_playlist_path
 from streamengine.models import MediaJob, Publication
+from streamengine.selectors import stream_id_of
 
 STATUS_PATH = re.compile(r"^/media/(audio|video)/status$")
 FROM_PATH = re.compile(r"^/media/(audio|video)/from$")
@@ -51,7 +52,7 @@ def subscription_apply_patch(
                 raise InvalidRequest(f'{where}.value: must be "active" or "inactive"')
             updated["media"][kind]["status"] = value
         elif path.endswith("/from"):
-            source = streams.get(str(value).split("-")[0])
+            source = streams.get(stream_id_of(value, streams))
             if source is None or not any(t["type"] == kind for t in source.media.get("tracks", [])):
                 raise InvalidRequest(f"{where}.value: no {kind} in stream {value!r} of this room")
             updated["media"][kind]["from"] = source.id

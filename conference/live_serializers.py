@@ -19,6 +19,7 @@ from rest_framework import serializers
 
 from conference.exceptions import InvalidRequest
 from owt.errors import describe_validation_error
+from streamengine.media.layouts import rational_area
 from streamengine.media.resolutions import NAMED_RESOLUTIONS
 from streamengine.models import Publication
 
@@ -248,7 +249,7 @@ def stream_changes(body: object, *, view_labels: list[str]) -> list[tuple[str, s
     """Parse forward-stream updates (spec 5.3): ``/media/audio|video/status`` and ``/info/inViews``.
 
     Gives ``("status", kind, "active"|"inactive")`` and ``("view", label, add: bool)``; view
-    labels must be the room's. Layout ops belong to mixed streams and are refused here.
+    labels must be the room's. Layout ops belong to mixed streams (:func:`mixed_stream_changes`).
     """
     changes = []
     for index, operation in enumerate(_operations(body)):
@@ -269,5 +270,76 @@ def stream_changes(body: object, *, view_labels: list[str]) -> list[tuple[str, s
         else:
             raise InvalidRequest(
                 f"{where}.path: unsupported {path!r} (use /media/audio/status, /media/video/status, /info/inViews)"
+            )
+    return changes
+
+
+LAYOUT_REGION_PATH = re.compile(r"^/info/layout/(\d+)/stream$")
+AREA_VALUE = re.compile(r"^(0|1|\d+/\d+)$")
+
+
+def _layout_entry(entry: object, where: str, stream_ids: set[str]) -> dict:
+    if not isinstance(entry, dict) or not set(entry) <= {"stream", "region"} or "region" not in entry:
+        raise InvalidRequest(f"{where}: must be {{stream?, region}}")
+    region = entry["region"]
+    if not isinstance(region, dict) or not isinstance(region.get("id"), str) or not region["id"]:
+        raise InvalidRequest(f"{where}.region.id: must be a non-empty string")
+    if region.get("shape", "rectangle") != "rectangle":
+        raise InvalidRequest(f'{where}.region.shape: must be "rectangle"')
+    area = region.get("area")
+    if not isinstance(area, dict) or set(area) != {"left", "top", "width", "height"}:
+        raise InvalidRequest(f"{where}.region.area: must be {{left, top, width, height}}")
+    for name, value in area.items():
+        if not isinstance(value, str) or not AREA_VALUE.match(value):
+            raise InvalidRequest(f'{where}.region.area.{name}: must be "0", "1" or "n/d"')
+        numerator, _, denominator = value.partition("/")
+        if denominator and (int(denominator) == 0 or int(numerator) > int(denominator)):
+            raise InvalidRequest(f"{where}.region.area.{name}: {value} is not a fraction between 0 and 1")
+    if "stream" in entry and entry["stream"] not in stream_ids:
+        raise InvalidRequest(f"{where}.stream: not a stream of this view: {entry['stream']!r}")
+    converted: dict = {"stream": entry["stream"]} if "stream" in entry else {}
+    converted["region"] = {"id": region["id"], "shape": "rectangle", "area": rational_area(area)}
+    return converted
+
+
+def mixed_layout(value: object, *, stream_ids: set[str], where: str = "value") -> list[dict]:
+    """Validate a LayoutUpdate value (spec 5.3, reference 7.3) into the mixed-info form."""
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(f"{where}: must be a non-empty array of {{stream?, region}}")
+    layout = [_layout_entry(entry, f"{where}[{index}]", stream_ids) for index, entry in enumerate(value)]
+    streams = [entry["stream"] for entry in layout if "stream" in entry]
+    if len(streams) != len(set(streams)):
+        raise InvalidRequest(f"{where}: a stream appears twice")
+    regions = [entry["region"]["id"] for entry in layout]
+    if len(regions) != len(set(regions)):
+        raise InvalidRequest(f"{where}: a region id appears twice")
+    filled = ["stream" in entry for entry in layout]
+    if any(filled[index] and not all(filled[:index]) for index in range(len(filled))):
+        raise InvalidRequest(f"{where}: a stream follows an empty region")
+    return layout
+
+
+def mixed_stream_changes(body: object, *, stream_ids: set[str], layout: list[dict]) -> list[tuple[str, Any]]:
+    """Parse mixed-stream updates: LayoutUpdate (``replace /info/layout``) gives
+    ``("layout", entries)``, RegionUpdate (``replace /info/layout/<n>/stream``) gives
+    ``("region", (region id, stream id))``."""
+    changes: list[tuple[str, Any]] = []
+    for index, operation in enumerate(_operations(body)):
+        where = f"[{index}]"
+        op, path, value = operation["op"], operation["path"], operation["value"]
+        if op != "replace":
+            raise InvalidRequest(f'{where}.op: must be "replace" for a mixed stream')
+        if path == "/info/layout":
+            changes.append(("layout", mixed_layout(value, stream_ids=stream_ids, where=f"{where}.value")))
+        elif match := LAYOUT_REGION_PATH.match(path):
+            position = int(match[1])
+            if position >= len(layout):
+                raise InvalidRequest(f"{where}.path: the layout has no region {position}")
+            if not isinstance(value, str) or value not in stream_ids:
+                raise InvalidRequest(f"{where}.value: not a stream of this view: {value!r}")
+            changes.append(("region", (layout[position]["region"]["id"], value)))
+        else:
+            raise InvalidRequest(
+                f"{where}.path: unsupported {path!r} for a mixed stream (use /info/layout, /info/layout/<n>/stream)"
             )
     return changes

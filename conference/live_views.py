@@ -14,9 +14,11 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from conference.exceptions import InvalidRequest
 from conference.live_serializers import (
     LiveParticipantSerializer,
     StreamInfoSerializer,
+    mixed_stream_changes,
     permission_apply,
     permission_changes,
     stream_changes,
@@ -152,6 +154,8 @@ class StreamDetailView(LiveRoomView):
     )
     def patch(self, request: Request, version: str, room_id: str, stream_id: str) -> Response:
         publication = stream_in(self.room(request, room_id), stream_id)
+        if publication.kind == "mixed":
+            return Response(render_stream(patch_mixed(publication, request.data), version))
         labels = [view.get("label", "common") for view in publication.domain.config.get("views") or []]
         for change, target, value in stream_changes(request.data, view_labels=labels):
             if change == "status":
@@ -164,5 +168,26 @@ class StreamDetailView(LiveRoomView):
     @extend_schema(responses={200: None}, summary="Unpublish the stream")
     def delete(self, request: Request, version: str, room_id: str, stream_id: str) -> HttpResponse:
         publication = stream_in(self.room(request, room_id), stream_id)
+        if publication.kind == "mixed":
+            raise InvalidRequest("A mixed stream cannot be deleted: it exists while the room is in use")
         engine.publication_delete(publication_id=publication.id)
         return HttpResponse(status=200)
+
+
+def patch_mixed(publication: Publication, body: object) -> Publication:
+    """LayoutUpdate / RegionUpdate of a mixed stream; the streams named must be in its view."""
+    label = publication.info["label"]
+    in_view = {
+        stream.id
+        for stream in engine_selectors.domain_streams(domain_id=publication.domain_id).exclude(kind="mixed")
+        if label in stream.info.get("inViews", [])
+    }
+    for change, value in mixed_stream_changes(body, stream_ids=in_view, layout=publication.info.get("layout", [])):
+        if change == "layout":
+            publication = engine.mixed_set_layout(publication_id=publication.id, layout=value)
+        else:
+            region_id, stream_id = value
+            publication = engine.mixed_set_region(
+                publication_id=publication.id, stream_id=stream_id, region_id=region_id
+            )
+    return publication

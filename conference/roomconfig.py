@@ -580,9 +580,8 @@ def decrypt_sip(config: dict) -> dict:
 
 def engine_config(config: dict) -> dict:
     """The engine's copy: only the settings the engine reads (limits, roles, media lists,
-    notifying, transcoding, and each view's label). Views' mixing settings and layouts stay in
-    the room: expanding the templates here wrote megabytes that nothing read."""
-    keys = ("roles", "participantLimit", "inputLimit", "mediaIn", "mediaOut", "notifying", "transcoding")
-    result = {key: copy.deepcopy(config[key]) for key in keys if key in config}
-    result["views"] = [{"label": view["label"]} for view in config.get("views", [])]
-    return result
+    notifying, transcoding, and the views its mixers render). Layout templates stay as the
+    room has them (base and custom): the mixer expands them, since expanding them here wrote
+    megabytes that nothing read."""
+    keys = ("roles", "participantLimit", "inputLimit", "mediaIn", "mediaOut", "notifying", "transcoding", "views")
+    return {key: copy.deepcopy(config[key]) for key in keys if key in config}

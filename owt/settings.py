@@ -415,6 +415,10 @@ STREAMING_IN_WAIT_SECONDS = float(os.environ.get("STREAMING_IN_WAIT_SECONDS", "1
 # is reconnected with backoff for up to RECONNECT seconds before the job fails.
 STREAMING_IN_TIMEOUT_SECONDS = float(os.environ.get("STREAMING_IN_TIMEOUT_SECONDS", "10"))
 STREAMING_IN_RECONNECT_SECONDS = float(os.environ.get("STREAMING_IN_RECONNECT_SECONDS", "60"))
+# A room's views are mixed (MCU, docs/mixing.md) by a mixer job per view that starts when the
+# first user joins and ends a few seconds after the last one left. Off: no mixed streams.
+MIXER_AUTOSTART = env_bool("MIXER_AUTOSTART", True)
+MIXER_IDLE_SECONDS = float(os.environ.get("MIXER_IDLE_SECONDS", "3"))
 # Where a media job's peer joins its room: the portal's JSON-frame signaling endpoint.
 OWT_INTERNAL_SIGNALING_URL = os.environ.get(
     "OWT_INTERNAL_SIGNALING_URL", f"{'wss' if OWT_PORTAL_SECURE else 'ws'}://{OWT_PORTAL_HOST}/ws/signaling/"

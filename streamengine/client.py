@@ -35,6 +35,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from streamengine.media.ice import rtc_configuration
+from streamengine.media.mixer import bt601
 from streamengine.media.passthrough import install_tap
 
 SDK = {"sdk": {"type": "Python", "version": "1.0"}, "runtime": {"name": "aiortc"}}
@@ -48,18 +49,31 @@ class SyntheticVideoTrack(VideoStreamTrack):
     """640x480 (default) video at 30 fps.
 
     ``pattern="bars"``: a bright bar sweeping over a gradient (cheap to encode);
-    ``"noise"``: random luma, the worst case for an encoder (benchmarks).
+    ``"noise"``: random luma, the worst case for an encoder (benchmarks);
+    ``"solid"``: the whole picture in ``color`` (RGB), to tell inputs apart in a mix.
     """
 
-    def __init__(self, width: int = 640, height: int = 480, period: int = 30, pattern: str = "bars") -> None:
+    def __init__(
+        self,
+        width: int = 640,
+        height: int = 480,
+        period: int = 30,
+        pattern: str = "bars",
+        color: tuple[int, int, int] = (255, 255, 255),
+    ) -> None:
         super().__init__()
         self.width, self.height = width, height
+        quarter = width // 2 * height // 2
+        self.chroma = [bytes([128]) * quarter] * 2
         if pattern == "noise":
             self.planes = [os.urandom(width * height) for _ in range(period)]
+        elif pattern == "solid":
+            y, u, v = bt601(*color)
+            self.planes = [bytes([y]) * (width * height)]
+            self.chroma = [bytes([u]) * quarter, bytes([v]) * quarter]
         else:
             self.planes = [self._luma(i * width // period) for i in range(period)]
-        self.chroma = bytes([128]) * (width // 2 * height // 2)
-        self.index = itertools.cycle(range(period))
+        self.index = itertools.cycle(range(len(self.planes)))
 
     def _luma(self, bar: int) -> bytes:
         row = bytearray(x * 200 // self.width for x in range(self.width))
@@ -70,27 +84,32 @@ class SyntheticVideoTrack(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         frame.planes[0].update(self.planes[next(self.index)])
-        frame.planes[1].update(self.chroma)
-        frame.planes[2].update(self.chroma)
+        frame.planes[1].update(self.chroma[0])
+        frame.planes[2].update(self.chroma[1])
         frame.pts, frame.time_base = pts, time_base
         return frame
 
 
 class SyntheticAudioTrack(MediaStreamTrack):
-    """A 440 Hz tone, 48 kHz mono, 20 ms frames, paced in real time."""
+    """A 440 Hz tone, 48 kHz mono, 20 ms frames, paced in real time (``amplitude`` 0: silence)."""
 
     kind = "audio"
     samples = 960
     sample_rate = 48000
 
-    def __init__(self, frequency: float = 440.0) -> None:
+    def __init__(self, frequency: float = 440.0, amplitude: int = 8000) -> None:
         super().__init__()
-        self.payload = b"".join(
-            struct.pack("<h", int(8000 * math.sin(2 * math.pi * frequency * i / self.sample_rate)))
-            for i in range(self.samples)
-        )
+        self.frequency = frequency
+        self.set_amplitude(amplitude)
         self.start: float | None = None
         self.pts = 0
+
+    def set_amplitude(self, amplitude: int) -> None:
+        """Louder or quieter from the next frame on (0: silence)."""
+        self.payload = b"".join(
+            struct.pack("<h", int(amplitude * math.sin(2 * math.pi * self.frequency * i / self.sample_rate)))
+            for i in range(self.samples)
+        )
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":

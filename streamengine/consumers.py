@@ -331,8 +331,40 @@ class SignalingSession:
             await services.publication_update_in_views.acall(
                 publication_id=publication_id, view=data["data"], add=operation == "mix", owner=self.participant_id
             )
+        elif operation == "get-region":
+            _require(isinstance(data.get("data"), str), "Invalid view")
+            region = await database_sync_to_async(selectors.stream_region)(
+                domain_id=self.domain_id, stream_id=publication_id, label=data["data"]
+            )
+            if region is None:
+                raise SignalingError(f"Stream {publication_id} has no region in view {data['data']}")
+            return {"region": region}
+        elif operation == "set-region":
+            target = data.get("data")
+            _require(
+                isinstance(target, dict)
+                and isinstance(target.get("view"), str)
+                and isinstance(target.get("region"), str),
+                "Invalid region: data must be {view, region}",
+            )
+            await services.mixed_set_region.acall(
+                publication_id=services.mixed_stream_id(self.domain_id, target["view"]),
+                stream_id=publication_id,
+                region_id=target["region"],
+                owner=self.participant_id,
+            )
         else:
             raise SignalingError(f"Operation not supported: {operation}")
+
+    async def on_mixed_control(self, data: object):
+        """Internal (a mixer job's only): ``{"id": mixedStreamId, "activeInput": streamId}``.
+
+        The mixer hears the speaker; the room must hear it from the portal, whose channel
+        layer reaches the participants (a worker's may be in-process)."""
+        _require(isinstance(data, dict) and isinstance(data.get("activeInput"), str), "Invalid mixed-control data")
+        await services.mixed_set_active_input.acall(
+            publication_id=_session_id(data), stream_id=data["activeInput"], owner=self.participant_id
+        )
 
     async def on_subscription_control(self, data: object):
         _require(isinstance(data, dict), "Invalid subscription-control data")
@@ -371,6 +403,7 @@ class SignalingSession:
         "soac": on_soac,
         "stream-control": on_stream_control,
         "subscription-control": on_subscription_control,
+        "mixed-control": on_mixed_control,
         "text": on_text,
     }
 

@@ -59,6 +59,14 @@ class StreamNotFound(NotFound):
     code = 1004
 
 
+class ViewNotFound(NotFound):
+    default_message = "View not found"
+
+
+class InvalidRegion(ApiError):
+    default_message = "Invalid region"
+
+
 class SubscriptionNotFound(NotFound):
     default_message = "Subscription not found"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
 from django.db.models import Prefetch, QuerySet
@@ -41,6 +42,53 @@ def publication_stream(publication: Publication) -> dict:
         "data": publication.data,
         "info": publication.info,
     }
+
+
+def stream_id_of(ref: object, streams: Container[str]) -> str:
+    """The stream a stream or track id (``<streamId>-<mid>``) names; stream ids may hold
+    dashes themselves (a mixed stream is ``<roomId>-<label>``)."""
+    ref = str(ref)
+    return ref if ref in streams else ref.rsplit("-", 1)[0]
+
+
+@dataclass(frozen=True)
+class MixerInputs:
+    """What a view's mixer renders: the layout (mixed info), whose audio it mixes, and
+    whether anyone is still in the room."""
+
+    view: dict
+    layout: list[dict]
+    audio: list[str]
+    users: int
+
+
+def mixer_inputs(*, domain_id: str, label: str) -> MixerInputs | None:
+    domain = Domain.objects.filter(id=domain_id).first()
+    if domain is None:
+        return None
+    view = next((v for v in domain.config.get("views") or [] if isinstance(v, dict) and v.get("label") == label), None)
+    if view is None:
+        return None
+    mixed = Publication.objects.filter(id=f"{domain_id}-{label}", kind="mixed").first()
+    audio = [
+        publication.id
+        for publication in domain_streams(domain_id=domain_id).exclude(kind="mixed")
+        if label in publication.info.get("inViews", [])
+        and any(t["type"] == "audio" and t.get("status") == "active" for t in publication.media.get("tracks", []))
+    ]
+    return MixerInputs(
+        view=view,
+        layout=mixed.info.get("layout", []) if mixed else [],
+        audio=audio,
+        users=domain_participants(domain_id=domain_id).count(),
+    )
+
+
+def stream_region(*, domain_id: str, stream_id: str, label: str) -> str | None:
+    """The id of the region stream ``stream_id`` has in view ``label``'s layout (``get-region``)."""
+    mixed = Publication.objects.filter(id=f"{domain_id}-{label}", kind="mixed").first()
+    layout = mixed.info.get("layout", []) if mixed else []
+    return next((entry["region"]["id"] for entry in layout if entry.get("stream") == stream_id), None)
 
 
 def domain_streams(*, domain_id: str) -> QuerySet[Publication]:

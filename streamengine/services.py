@@ -18,6 +18,7 @@ from owt.errors import ApiError
 from streamengine import protocol, selectors
 from streamengine.exceptions import (
     DomainNotFound,
+    InvalidRegion,
     InvalidRole,
     InvalidTokenRequest,
     NoMediaNode,
@@ -31,8 +32,10 @@ from streamengine.exceptions import (
     TooManyInputs,
     TransportNotFound,
     Unauthorized,
+    ViewNotFound,
 )
-from streamengine.jobs.services import job_stop
+from streamengine.jobs.services import MIXING_JOB_COST, job_create, job_stop, jobs_live
+from streamengine.media import layouts
 from streamengine.media.resolutions import track_optional
 from streamengine.models import Domain, Node, Participant, Publication, Subscription, Token
 from streamengine.outbox import Outbox, engine_write
@@ -40,7 +43,12 @@ from streamengine.tokens import TokenString, sign
 
 MISSED_HEARTBEATS = 3
 # The type (OWT ``info.type``) of the sessions a media job's participant makes, by job kind.
-JOB_SESSION_TYPES = {"recording": "recording", "streaming-out": "streaming", "streaming-in": "streaming"}
+JOB_SESSION_TYPES = {
+    "recording": "recording",
+    "streaming-out": "streaming",
+    "streaming-in": "streaming",
+    "mixing": "mixing",
+}
 # Job kinds whose one publication *is* the job (OWT: a streaming-in's id is its stream's, a
 # random decimal string): the publication takes the job's id, whatever id signaling chose.
 JOB_STREAM_KINDS = {"streaming-in"}
@@ -205,6 +213,8 @@ def participant_join(
             protocol=protocol,
             job_id=token.job_id,
         )
+        if token.job_id is None:
+            _mixers_start(domain)
     try:
         domain_place(domain_id=domain.id, stale_after=stale_after(), only=only_node)
     except ApiError:
@@ -229,13 +239,16 @@ def participant_left(outbox: Outbox, *, participant_id: str) -> None:
         if participant is None:
             return  # already removed (dropped through REST, or a dead node's clean-up)
         domain_id, job_id = participant.domain_id, participant.job_id
-        publication_ids = list(participant.publications.values_list("id", flat=True))
+        publications = list(participant.publications.values_list("id", "info"))
+        publication_ids = [publication_id for publication_id, _ in publications]
         # Others' subscriptions to its streams end with them (the node closes their transports).
         Subscription.objects.filter(domain_id=domain_id, info__from__in=publication_ids).delete()
         participant.delete()
     outbox.to_node(domain_id, protocol.EndParticipant(participant_id))
     for publication_id in publication_ids:
         _stream_removed(outbox, domain_id, publication_id)
+    for label in sorted({label for _, info in publications for label in info.get("inViews", [])}):
+        _mixed_refresh(outbox, domain_id, label)
     if job_id is None:
         outbox.notify_domain(
             domain_id, "participant", {"action": "leave", "data": participant_id}, gate="participantActivities"
@@ -323,11 +336,17 @@ def publication_create(
         if participant is None:
             raise ParticipantNotFound()
         _check_kinds(participant, "publish", {t["type"] for t in tracks})
-        if participant.job and participant.job.kind in JOB_STREAM_KINDS:
-            publication_id = participant.job.id
+        job = participant.job
+        if job and job.kind in JOB_STREAM_KINDS:
+            publication_id = job.id
         domain = Domain.objects.select_for_update().get(id=participant.domain_id)
+        mixing = job is not None and job.kind == "mixing"
+        if mixing:
+            publication_id = mixed_stream_id(domain.id, job.spec["view"])
+            _take_over_mixed(outbox, domain.id, publication_id)
         limit = domain.config.get("inputLimit", -1)
-        if isinstance(limit, int) and limit >= 0 and domain.publications.count() >= limit:
+        inputs = domain.publications.exclude(kind="mixed")
+        if not mixing and isinstance(limit, int) and limit >= 0 and inputs.count() >= limit:
             raise TooManyInputs()
         media = {
             "tracks": [
@@ -341,19 +360,27 @@ def publication_create(
                 for t in tracks
             ]
         }
+        if mixing:
+            info = {"label": job.spec["view"], "activeInput": "unknown", "layout": []}
+            _mixed_media(media, _view(domain.config, job.spec["view"]))
+        else:
+            # A streaming-in job's stream is the room's own (OWT: owner "admin", type "streaming").
+            # Like OWT, every stream enters every view; PATCH /info/inViews or stream-control
+            # unmix takes it out.
+            info = {
+                "owner": "admin" if job else participant.id,
+                "type": JOB_SESSION_TYPES[job.kind] if job else "webrtc",
+                "inViews": [view["label"] for view in _views(domain.config)],
+                "attributes": attributes,
+            }
         publication = Publication.objects.create(
             id=publication_id,
             domain=domain,
             participant=participant,
             node=domain.node,
+            kind="mixed" if mixing else "forward",
             media=media,
-            # A streaming-in job's stream is the room's own (OWT: owner "admin", type "streaming").
-            info={
-                "owner": "admin" if participant.job else participant.id,
-                "type": JOB_SESSION_TYPES[participant.job.kind] if participant.job else "webrtc",
-                "inViews": [],
-                "attributes": attributes,
-            },
+            info=info,
             transport_id=transport_id or publication_id,
         )
     outbox.to_node(
@@ -374,8 +401,9 @@ def publication_create(
 
 def _ready_source(participant: Participant, stream: object) -> str:
     """The id of the ready publication in the participant's room that ``stream`` (a stream or track id) names."""
-    publication_id = str(stream).split("-")[0]
-    if not Publication.objects.filter(id=publication_id, domain_id=participant.domain_id, ready=True).exists():
+    ready = set(selectors.domain_streams(domain_id=participant.domain_id).values_list("id", flat=True))
+    publication_id = selectors.stream_id_of(stream, ready)
+    if publication_id not in ready:
         raise StreamNotFound()
     return publication_id
 
@@ -396,10 +424,10 @@ def subscription_create(
     if participant is None:
         raise ParticipantNotFound()
     _check_kinds(participant, "subscribe", {t["type"] for t in tracks})
-    sources = {str(t["from"]).split("-")[0] for t in tracks}
+    sources = {_ready_source(participant, t["from"]) for t in tracks}
     if len(sources) != 1:
         raise Unauthorized("All tracks of a subscription must come from one stream")
-    publication_id = _ready_source(participant, sources.pop())
+    publication_id = sources.pop()
     kind = JOB_SESSION_TYPES[participant.job.kind] if participant.job else "webrtc"
     subscription = Subscription.objects.create(
         id=subscription_id,
@@ -495,12 +523,17 @@ def publication_update_in_views(
     """Mix the publication into ``view`` (or take it out); the room hears the whole stream again."""
     with transaction.atomic():
         publication = _owned(Publication, publication_id, owner, lock=True)
+        if publication.kind == "mixed":
+            raise StreamNotFound("A mixed stream cannot be mixed")
+        if not _view(publication.domain.config, view):
+            raise ViewNotFound(f"View {view} not found")
         views = [v for v in publication.info.get("inViews", []) if v != view]
         if add:
             views.append(view)
         publication.info["inViews"] = views
         publication.save(update_fields=["info"])
     _stream_update(outbox, publication, {"field": ".", "value": selectors.publication_stream(publication)})
+    _mixed_refresh(outbox, publication.domain_id, view)
     return publication
 
 
@@ -522,6 +555,9 @@ def publication_ready(outbox: Outbox, *, publication_id: str, formats: dict[str,
         {"id": publication.id, "status": "add", "data": selectors.publication_stream(publication)},
         gate="streamChange",
     )
+    views = [publication.info["label"]] if publication.kind == "mixed" else publication.info.get("inViews", [])
+    for label in views:
+        _mixed_refresh(outbox, publication.domain_id, label)
     return publication
 
 
@@ -532,6 +568,8 @@ def publication_parameters(outbox: Outbox, *, publication_id: str, parameters: d
         publication = Publication.objects.select_for_update().select_related("domain").filter(id=publication_id).first()
         if publication is None:
             return None
+        if publication.kind == "mixed":
+            return publication  # a mixed stream has its view's parameters
         for track in publication.media.get("tracks", []):
             if track["mid"] in parameters:
                 track["parameters"] = parameters[track["mid"]]
@@ -556,6 +594,8 @@ def publication_delete(outbox: Outbox, *, publication_id: str, owner: str | None
             job_stop(job_id=publication.participant.job_id)
     outbox.to_node(publication.domain_id, protocol.EndSession(publication_id))
     _stream_removed(outbox, publication.domain_id, publication_id)
+    for label in publication.info.get("inViews", []):
+        _mixed_refresh(outbox, publication.domain_id, label)
     return publication
 
 
@@ -673,3 +713,163 @@ def domain_place(*, domain_id: str, stale_after: float, only: str | None = None)
     if node_id is None:
         raise DomainNotFound()
     return Node.objects.get(id=node_id)
+
+
+# ---------------------------------------------------------------------------------------
+# Mixed streams (MCU). A view's mixer is a media job (``streamengine/jobs/mixing.py``) that
+# joins the room and publishes the view's stream ``<roomId>-<label>``; the room's state —
+# which streams are in the view, the layout, the active input — is kept here, on the mixed
+# publication's ``info`` (the OWT MixedInfo), and the mixer renders what it says.
+
+
+def mixed_stream_id(domain_id: str, label: str) -> str:
+    return f"{domain_id}-{label}"
+
+
+def _views(config: dict) -> list[dict]:
+    return [view for view in config.get("views") or [] if isinstance(view, dict) and view.get("label")]
+
+
+def _view(config: dict, label: str) -> dict:
+    return next((view for view in _views(config) if view["label"] == label), {})
+
+
+def _mixed_media(media: dict, view: dict) -> None:
+    """A mixed stream's tracks carry the view's format and parameters."""
+    for track in media["tracks"]:
+        settings_of = view.get(track["type"]) or {}
+        if settings_of.get("format"):
+            track["format"] = dict(settings_of["format"])
+        if track["type"] == "video" and settings_of.get("parameters"):
+            track["parameters"] = dict(settings_of["parameters"])
+
+
+def _mixers_start(domain: Domain) -> None:
+    """A user joined: each view of the room gets its mixer unless one runs (the caller holds
+    the domain's row lock, so two joins at once start one mixer)."""
+    if not settings.MIXER_AUTOSTART:
+        return
+    running = {job.spec.get("view") for job in jobs_live(domain_id=domain.id, kind="mixing")}
+    for view in _views(domain.config):
+        if view["label"] not in running:
+            job_create(domain_id=domain.id, kind="mixing", spec={"view": view["label"]}, cost=MIXING_JOB_COST)
+
+
+def _take_over_mixed(outbox: Outbox, domain_id: str, publication_id: str) -> None:
+    """A new mixer of a view replaces a previous one that has not unpublished yet."""
+    if Publication.objects.filter(id=publication_id).exists():
+        Subscription.objects.filter(domain_id=domain_id, info__from=publication_id).delete()
+        Publication.objects.filter(id=publication_id).delete()
+        outbox.to_node(domain_id, protocol.EndSession(publication_id))
+        _stream_removed(outbox, domain_id, publication_id)
+
+
+def _view_inputs(domain_id: str, label: str, kind: str) -> list[str]:
+    """The ready forward streams in view ``label`` that have a ``kind`` track, oldest first."""
+    return [
+        publication.id
+        for publication in selectors.domain_streams(domain_id=domain_id).exclude(kind="mixed")
+        if label in publication.info.get("inViews", [])
+        and any(track["type"] == kind for track in publication.media.get("tracks", []))
+    ]
+
+
+def _mixed_refresh(outbox: Outbox, domain_id: str, label: str, *, pinned: list[dict] | None = None) -> None:
+    """Recompute the view's layout from its inputs; announce ``video.layout`` if it changed.
+
+    ``pinned``: a layout the operator set (LayoutUpdate), kept as the view's regions from now on.
+    """
+    with transaction.atomic():
+        mixed = (
+            Publication.objects.select_for_update()
+            .select_related("domain", "participant__job")
+            .filter(id=mixed_stream_id(domain_id, label), kind="mixed")
+            .first()
+        )
+        if mixed is None:
+            return
+        job = mixed.participant.job if mixed.participant else None
+        view = _view(mixed.domain.config, label)
+        video = view.get("video") or {}
+        inputs = _view_inputs(domain_id, label, "video")
+        active = mixed.info.get("activeInput")
+        keep_primary = (
+            video.get("keepActiveInputPrimary")
+            or (video.get("layout") or {}).get("templates", {}).get("base") == "lecture"
+        )
+        primary = active if keep_primary and active in inputs else None
+        if pinned is not None and job is not None:
+            job.spec = {**job.spec, "pinned": True}
+            job.save(update_fields=["spec"])
+        if pinned is not None or (job is not None and job.spec.get("pinned")):
+            layout = layouts.assign_pinned(pinned or mixed.info.get("layout", []), inputs, primary=primary)
+        else:
+            templates = (video.get("layout") or {}).get("templates") or {}
+            expanded = layouts.expand(
+                templates.get("base", "fluid"), video.get("maxInput", 16), templates.get("custom"), rational=True
+            )
+            layout = layouts.assign(
+                expanded, inputs[: video.get("maxInput", 16)], mixed.info.get("layout", []), primary=primary
+            )
+        if layout == mixed.info.get("layout"):
+            return
+        mixed.info["layout"] = layout
+        mixed.save(update_fields=["info"])
+    if mixed.ready:
+        _stream_update(outbox, mixed, {"field": "video.layout", "value": layout})
+
+
+@engine_write
+def mixed_set_active_input(outbox: Outbox, *, publication_id: str, stream_id: str, owner: str | None = None) -> None:
+    """The mixer (``owner``: its participant) heard a new loudest speaker: announce
+    ``activeInput`` (and re-lay out when the view keeps the active input in the primary region)."""
+    with transaction.atomic():
+        mixed = _owned(Publication, publication_id, owner, lock=True)
+        if mixed.kind != "mixed":
+            raise StreamNotFound("Not a mixed stream")
+        if mixed.info.get("activeInput") == stream_id:
+            return
+        mixed.info["activeInput"] = stream_id
+        mixed.save(update_fields=["info"])
+    if mixed.ready:
+        _stream_update(outbox, mixed, {"field": "activeInput", "value": stream_id})
+    _mixed_refresh(outbox, mixed.domain_id, mixed.info["label"])
+
+
+@engine_write
+def mixed_set_layout(outbox: Outbox, *, publication_id: str, layout: list[dict]) -> Publication:
+    """LayoutUpdate (REST ``replace /info/layout``): the regions given, with their streams,
+    become the view's layout (areas already in the ``{numerator, denominator}`` form)."""
+    mixed = Publication.objects.filter(id=publication_id, kind="mixed").first()
+    if mixed is None:
+        raise StreamNotFound()
+    _mixed_refresh(outbox, mixed.domain_id, mixed.info["label"], pinned=layout)
+    return Publication.objects.get(id=publication_id)
+
+
+@engine_write
+def mixed_set_region(
+    outbox: Outbox, *, publication_id: str, stream_id: str, region_id: str, owner: str | None = None
+) -> Publication:
+    """Put ``stream_id`` into region ``region_id`` (RegionUpdate, ``set-region``); whoever was
+    there takes the stream's old region. The layout is pinned from then on."""
+    mixed = Publication.objects.filter(id=publication_id, kind="mixed").first()
+    if mixed is None:
+        raise StreamNotFound()
+    stream = _owned(Publication, stream_id, owner)
+    if mixed.info["label"] not in stream.info.get("inViews", []):
+        raise StreamNotFound(f"Stream {stream_id} is not in view {mixed.info['label']}")
+    layout = [dict(entry) for entry in mixed.info.get("layout", [])]
+    target = next((entry for entry in layout if entry["region"]["id"] == str(region_id)), None)
+    if target is None:
+        raise InvalidRegion(f"Region {region_id} is not in the layout of view {mixed.info['label']}")
+    previous = next((entry for entry in layout if entry.get("stream") == stream_id), None)
+    if previous is not None and previous is not target:
+        if target.get("stream"):
+            previous["stream"] = target["stream"]
+        else:
+            del previous["stream"]
+    target["stream"] = stream_id
+    ordered = [{**({"stream": e["stream"]} if "stream" in e else {}), "region": e["region"]} for e in layout]
+    _mixed_refresh(outbox, mixed.domain_id, mixed.info["label"], pinned=ordered)
+    return Publication.objects.get(id=publication_id)

@@ -1,6 +1,11 @@
 """Shared fixtures. Tests run on the embedded defaults unless DATABASE_URL etc. say otherwise."""
 
+import os
 from pathlib import Path
+
+# Rooms are mixed only in the tests of mixing (tests/streamengine/test_mixing*.py turn it on
+# for their platform): elsewhere a mixer per joined room would only take the workers' CPU.
+os.environ.setdefault("MIXER_AUTOSTART", "0")
 
 import pytest
 

@@ -17,6 +17,7 @@ from rest_framework import serializers
 from owt.errors import describe_validation_error
 from streamengine.exceptions import InvalidJobRequest
 from streamengine.models import Publication
+from streamengine.selectors import stream_id_of
 from streamengine.serializers import StreamingInConnection, StreamingInMedia, StrictDict
 
 RECORDING_AUDIO_CODECS = ("pcmu", "pcma", "opus", "aac")
@@ -109,7 +110,7 @@ def with_sources(spec: dict, streams: dict[str, Publication]) -> dict:
         out = spec["media"][kind]
         if out is False:
             continue
-        source = streams.get(str(out["from"]).split("-")[0])
+        source = streams.get(stream_id_of(out["from"], streams))
         if source is None or not any(t["type"] == kind for t in source.media.get("tracks", [])):
             raise InvalidJobRequest(f"media.{kind}.from: no {kind} in stream {out['from']!r} of this room")
         out["from"] = source.id

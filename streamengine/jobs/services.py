@@ -25,6 +25,8 @@ from streamengine.models import MediaJob
 
 State = MediaJob.State
 HOLDING = (State.STARTING, State.RUNNING, State.STOPPING)
+# A view's mixer: four 640x360 inputs into one 640x480 VP8 picture at 24 fps (bench mixer).
+MIXING_JOB_COST = 1.0
 
 
 def worker_name() -> str:
@@ -57,6 +59,15 @@ def job_create(*, domain_id: str, kind: str, spec: dict, cost: float) -> MediaJo
     )
     _enqueue(job.id)
     return job
+
+
+def jobs_live(*, domain_id: str, kind: str) -> list[MediaJob]:
+    """The domain's jobs of ``kind`` that are waiting or running (not stopping or ended)."""
+    return list(
+        MediaJob.objects.filter(
+            domain_id=domain_id, kind=kind, state__in=(State.PENDING, State.STARTING, State.RUNNING)
+        )
+    )
 
 
 def job_claim(*, job_id: str, worker: str) -> MediaJob | None:

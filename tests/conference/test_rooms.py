@@ -89,7 +89,7 @@ def test_minimal_room_gets_reference_defaults(api):
     domain = Domain.objects.get(id=room["_id"])
     assert domain.owner == api.service_id
     assert domain.config["roles"] == REFERENCE_DEFAULT_ROOM["roles"]
-    assert domain.config["views"] == [{"label": "common"}]
+    assert domain.config["views"] == REFERENCE_DEFAULT_ROOM["views"]  # its mixers render them
 
 
 def test_falsy_top_level_values_use_defaults_and_empty_views_are_kept(api):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conference import layouts
+from streamengine.media import layouts
 
 
 def cells(template):

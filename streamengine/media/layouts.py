@@ -136,3 +136,66 @@ def expand(base: str, max_input: int, custom: list[dict] | None = None, *, ratio
         else:
             templates.insert(position, converted)
     return templates
+
+
+def choose_template(templates: list[dict], count: int) -> dict | None:
+    """The first template (list order, as the reference) with room for ``count`` inputs, else the largest."""
+    if not templates:
+        return None
+    fitting = next((t for t in templates if len(t["region"]) >= count), None)
+    return fitting or max(templates, key=lambda t: len(t["region"]))
+
+
+def assign(templates: list[dict], inputs: list[str], previous: list[dict], *, primary: str | None = None) -> list[dict]:
+    """The mixed stream's layout: ``[{"stream", "region"}]`` for the inputs that fit.
+
+    Inputs keep their order from ``previous`` (nobody jumps around when someone joins);
+    newcomers follow in ``inputs`` order; ``primary`` (the active speaker, when the view
+    keeps it primary) takes the first region, which is the big one in lecture templates.
+    The template is the first with enough regions for the inputs.
+    """
+    kept = [entry["stream"] for entry in previous if entry.get("stream") in inputs]
+    order = kept + [stream for stream in inputs if stream not in kept]
+    if primary in order:
+        order.remove(primary)
+        order.insert(0, primary)
+    template = choose_template(templates, len(order))
+    if template is None:
+        return []
+    return [{"stream": stream, "region": region} for stream, region in zip(order, template["region"], strict=False)]
+
+
+def assign_pinned(layout: list[dict], inputs: list[str], *, primary: str | None = None) -> list[dict]:
+    """A layout set by the operator (LayoutUpdate) keeps its regions: streams that left
+    leave their region empty, newcomers take empty regions in order, ``primary`` is moved
+    to the first region (swapping with whoever was there)."""
+    entries = [dict(entry) for entry in layout]
+    for entry in entries:
+        if entry.get("stream") not in inputs:
+            entry.pop("stream", None)
+    placed = {entry.get("stream") for entry in entries}
+    newcomers = iter([stream for stream in inputs if stream not in placed])
+    for entry in entries:
+        if "stream" not in entry:
+            stream = next(newcomers, None)
+            if stream is None:
+                break
+            entry["stream"] = stream
+    if primary is not None and entries and entries[0].get("stream") != primary:
+        current = next((entry for entry in entries if entry.get("stream") == primary), None)
+        if current is not None:
+            current["stream"], entries[0]["stream"] = entries[0].get("stream"), primary
+            if current["stream"] is None:
+                del current["stream"]
+    # Entries carry their keys in the reference's order: stream, then region.
+    return [{**({"stream": e["stream"]} if "stream" in e else {}), "region": e["region"]} for e in entries]
+
+
+def rational_area(area: dict) -> dict:
+    """A REST area (``"n/d"`` strings, ``"0"``, ``"1"``) in the mixed-info form (unreduced as given)."""
+    result = {}
+    for name in ("left", "top", "width", "height"):
+        text = str(area[name])
+        numerator, _, denominator = text.partition("/")
+        result[name] = {"numerator": int(numerator), "denominator": int(denominator or 1)}
+    return result
