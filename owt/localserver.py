@@ -126,6 +126,7 @@ class Platform:
     env: dict
     api: ManagementClient
     var: Path
+    portal_pid: int = 0  # daphne's (the embedded media node runs in it)
     workers: list[subprocess.Popen] = field(default_factory=list)
 
     def start_worker(self, name: str, queue: str = "media", concurrency: int = 0) -> subprocess.Popen:
@@ -199,7 +200,9 @@ def running_platform(var: Path, **overrides: str) -> Iterator[Platform]:
             stderr=beat_log,
         )
         try:
-            platform = Platform(url=running.portal.url, env=running.env, api=running.api, var=var)
+            platform = Platform(
+                url=running.portal.url, env=running.env, api=running.api, var=var, portal_pid=running.portal.process.pid
+            )
             # The data worker runs beat's jobs, the media-job reaper among them (as bin/run).
             platform.start_worker("data", queue="data")
             try:

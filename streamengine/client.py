@@ -68,12 +68,17 @@ class SyntheticVideoTrack(VideoStreamTrack):
         if pattern == "noise":
             self.planes = [os.urandom(width * height) for _ in range(period)]
         elif pattern == "solid":
-            y, u, v = bt601(*color)
-            self.planes = [bytes([y]) * (width * height)]
-            self.chroma = [bytes([u]) * quarter, bytes([v]) * quarter]
+            self.set_color(color)
         else:
             self.planes = [self._luma(i * width // period) for i in range(period)]
         self.index = itertools.cycle(range(len(self.planes)))
+
+    def set_color(self, color: tuple[int, int, int]) -> None:
+        """The ``solid`` pattern's colour, from the next frame on."""
+        y, u, v = bt601(*color)
+        quarter = self.width // 2 * self.height // 2
+        self.planes = [bytes([y]) * (self.width * self.height)]
+        self.chroma = [bytes([u]) * quarter, bytes([v]) * quarter]
 
     def _luma(self, bar: int) -> bytes:
         row = bytearray(x * 200 // self.width for x in range(self.width))

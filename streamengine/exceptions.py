@@ -63,6 +63,14 @@ class ViewNotFound(NotFound):
     default_message = "View not found"
 
 
+class ProcessorNotFound(NotFound):
+    default_message = "Processor not found"
+
+
+class InvalidProcessor(ApiError):
+    default_message = "Invalid processor"
+
+
 class InvalidRegion(ApiError):
     default_message = "Invalid region"
 

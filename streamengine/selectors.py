@@ -226,3 +226,32 @@ def owned_domain_get(*, owner: str, domain_id: str) -> Domain:
 def job_get(*, job_id: str, owner: str) -> MediaJob | None:
     """A media job in one of ``owner``'s domains."""
     return MediaJob.objects.filter(id=job_id, domain__owner=owner).first()
+
+
+PROCESSOR_KINDS = ("mixing",)
+PROCESSOR_FILTERS = {"type": "kind", "domain": "domain_id", "participant": "domain_id"}
+
+
+def processor_queryset(*, owner: str) -> QuerySet[MediaJob]:
+    """Processors (stream API 5.4) are the media jobs that make streams of streams, running or waiting."""
+    return MediaJob.objects.filter(domain__owner=owner, kind__in=PROCESSOR_KINDS, state__in=MediaJob.ACTIVE).order_by(
+        "created_at", "id"
+    )
+
+
+def processor_streams(job: MediaJob) -> tuple[dict, dict]:
+    """(inputs, outputs) of a processor: ``{audio: [SinkTrack], video: [...], data: []}`` and the
+    source tracks of the stream it publishes."""
+    inputs: dict[str, list] = {"audio": [], "video": [], "data": []}
+    outputs: dict[str, list] = {"audio": [], "video": [], "data": []}
+    if job.kind == "mixing":
+        state = mixer_inputs(domain_id=job.domain_id, label=job.spec["view"])
+        if state is not None:
+            inputs["video"] = [{"from": entry["stream"]} for entry in state.layout if entry.get("stream")]
+            inputs["audio"] = [{"from": stream} for stream in state.audio]
+        mixed = Publication.objects.filter(id=f"{job.domain_id}-{job.spec['view']}", kind="mixed").first()
+        for track in mixed.media.get("tracks", []) if mixed else []:
+            outputs[track["type"]].append(
+                {key: track[key] for key in ("id", "format", "parameters", "status") if key in track}
+            )
+    return inputs, outputs

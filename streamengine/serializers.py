@@ -13,7 +13,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from owt.parsers import QUERY_INTEGER_MAX
-from streamengine.models import Node, Participant, Publication, Subscription
+from streamengine.models import MediaJob, Node, Participant, Publication, Subscription
+from streamengine.selectors import processor_streams
 
 KINDS = ("audio", "video")
 
@@ -194,3 +195,129 @@ class JobSubscriptionInputSerializer(StrictDict):
     info = serializers.DictField(
         required=False, default=dict, help_text="recording: {container?}; streaming: {protocol?, url, parameters?}"
     )
+
+
+@extend_schema_field({"type": "boolean"})
+class StrictBool(serializers.Field):
+    """true or false, not DRF's "yes"/"1"/"on"."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if data is True or data is False:
+            return data
+        raise serializers.ValidationError("must be true or false")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class MixingColor(StrictDict):
+    r = serializers.IntegerField(min_value=0, max_value=255, default=0)
+    g = serializers.IntegerField(min_value=0, max_value=255, default=0)
+    b = serializers.IntegerField(min_value=0, max_value=255, default=0)
+
+
+class MixingResolution(StrictDict):
+    width = serializers.IntegerField(min_value=16, max_value=3840)
+    height = serializers.IntegerField(min_value=16, max_value=2160)
+
+
+class MixingVideoParameters(StrictDict):
+    resolution = MixingResolution(required=False)
+    framerate = serializers.ChoiceField(choices=[6, 12, 15, 24, 30, 48, 60], required=False)
+    bitrate = serializers.FloatField(min_value=1, max_value=1_000_000, required=False, help_text="kbps")
+    keyFrameInterval = serializers.ChoiceField(choices=[1, 2, 5, 30, 100], required=False)  # noqa: N815
+
+
+class MixingLayout(StrictDict):
+    fitPolicy = serializers.ChoiceField(choices=["letterbox", "crop"], required=False)  # noqa: N815
+    templates = serializers.ListField(
+        child=serializers.DictField(), required=False, max_length=64, help_text="[{region: [Region]}] (custom only)"
+    )
+
+
+class VideoMixingAttributes(StrictDict):
+    """``mixing`` of a ``video`` processor: the view's video (spec 5.4.2)."""
+
+    id = serializers.CharField(max_length=64, required=False)
+    view = serializers.CharField(max_length=64)
+    maxInput = serializers.IntegerField(min_value=1, max_value=256, required=False)  # noqa: N815
+    bgColor = MixingColor(required=False)  # noqa: N815
+    parameters = MixingVideoParameters(required=False)
+    layout = MixingLayout(required=False)
+    format = serializers.DictField(required=False, help_text="{codec: vp8|vp9|h264}")
+
+
+class AudioMixingAttributes(StrictDict):
+    """``mixing`` of an ``audio`` processor: the view's audio."""
+
+    id = serializers.CharField(max_length=64, required=False)
+    view = serializers.CharField(max_length=64)
+    format = serializers.DictField(required=False, help_text="{codec: opus, sampleRate?, channelNum?}")
+    vad = StrictBool(required=False)
+
+
+class AudioSelectingAttributes(StrictDict):
+    id = serializers.CharField(max_length=64, required=False)
+    activeStreamIds = serializers.ListField(  # noqa: N815
+        child=serializers.CharField(max_length=64), required=False, max_length=16, help_text="ids of the outputs"
+    )
+
+
+class ProcessorInputSerializer(StrictDict):
+    """``POST processors`` (spec 5.4.2's ProcessorRequest): exactly one of the type's attributes."""
+
+    id = serializers.CharField(max_length=64, required=False)
+    type = serializers.ChoiceField(choices=["video", "audio", "analytics"])
+    participant = serializers.CharField(max_length=64, help_text="the domain (room) id, standing for its participant")
+    mediaPreference = serializers.DictField(required=False)  # noqa: N815
+    mixing = serializers.DictField(required=False)
+    transcoding = serializers.DictField(required=False)
+    selecting = AudioSelectingAttributes(required=False)
+    analytics = serializers.DictField(required=False)
+
+    def validate(self, data: dict) -> dict:
+        given = [name for name in ("mixing", "transcoding", "selecting", "analytics") if name in data]
+        allowed = {"video": {"mixing", "transcoding"}, "audio": {"mixing", "transcoding", "selecting"}}
+        allowed["analytics"] = {"analytics"}
+        if len(given) != 1 or given[0] not in allowed[data["type"]]:
+            names = " or ".join(sorted(allowed[data["type"]]))
+            raise serializers.ValidationError(f"a {data['type']} processor takes exactly one of: {names}")
+        if "mixing" in data:
+            nested = (VideoMixingAttributes if data["type"] == "video" else AudioMixingAttributes)(data=data["mixing"])
+            nested.is_valid(raise_exception=True)
+            data["mixing"] = nested.validated_data
+        return data
+
+
+class ProcessorOutputSerializer(serializers.Serializer):
+    """``object(Processor)`` of a media job that processes streams (a view's mixer, ...)."""
+
+    id = serializers.CharField()
+    type = serializers.SerializerMethodField()
+    inputs = serializers.SerializerMethodField()
+    outputs = serializers.SerializerMethodField()
+    info = serializers.SerializerMethodField()
+    locality = serializers.SerializerMethodField()
+    participant = serializers.CharField(source="domain_id")
+    domain = serializers.CharField(source="domain_id")
+
+    def get_type(self, job: MediaJob) -> str:
+        return PROCESSOR_TYPES[job.kind]
+
+    def get_inputs(self, job: MediaJob) -> dict:
+        return processor_streams(job)[0]
+
+    def get_outputs(self, job: MediaJob) -> dict:
+        return processor_streams(job)[1]
+
+    def get_info(self, job: MediaJob) -> dict:
+        attributes = {"mixing": {"id": job.id, "view": job.spec.get("view")}} if job.kind == "mixing" else {}
+        return {**attributes, "state": job.state, "progress": job.progress}
+
+    def get_locality(self, job: MediaJob) -> dict:
+        return {"agent": "media-worker", "node": job.worker}
+
+
+# The processor type (stream API 5.4) of each processing job kind. A view's mixer mixes both
+# media in one job, listed as its "video" processor (its outputs carry the audio too).
+PROCESSOR_TYPES = {"mixing": "video"}

@@ -37,7 +37,7 @@ from streamengine.exceptions import (
 from streamengine.jobs.services import MIXING_JOB_COST, job_create, job_stop, jobs_live
 from streamengine.media import layouts
 from streamengine.media.resolutions import track_optional
-from streamengine.models import Domain, Node, Participant, Publication, Subscription, Token
+from streamengine.models import Domain, MediaJob, Node, Participant, Publication, Subscription, Token
 from streamengine.outbox import Outbox, engine_write
 from streamengine.tokens import TokenString, sign
 
@@ -873,3 +873,34 @@ def mixed_set_region(
     ordered = [{**({"stream": e["stream"]} if "stream" in e else {}), "region": e["region"]} for e in layout]
     _mixed_refresh(outbox, mixed.domain_id, mixed.info["label"], pinned=ordered)
     return Publication.objects.get(id=publication_id)
+
+
+def processor_mixing(*, domain_id: str, media: str, attributes: dict) -> MediaJob:
+    """A stream-engine video/audio mixing processor: the domain's view ``attributes["view"]``
+    gets those settings (added if new) and its mixer job runs (the same job for both media).
+
+    Settings that shape the picture (resolution, codec, background) apply when the mixer
+    starts; the layout applies at once.
+    """
+    with transaction.atomic():
+        domain = Domain.objects.select_for_update().get(id=domain_id)
+        views = [dict(view) for view in _views(domain.config)]
+        view = next((v for v in views if v["label"] == attributes["view"]), None)
+        if view is None:
+            view = {"label": attributes["view"]}
+            views.append(view)
+        settings_of = dict(view.get(media) or {})
+        for key, value in attributes.items():
+            if key in ("id", "view"):
+                continue
+            if key == "layout" and "templates" in value:
+                # The stream API gives the templates themselves: they are the view's only ones.
+                value = {**value, "templates": {"base": "void", "custom": value["templates"]}}
+            settings_of[key] = value
+        view[media] = settings_of
+        domain.config = {**domain.config, "views": views}
+        domain.save(update_fields=["config"])
+        running = [job for job in jobs_live(domain_id=domain_id, kind="mixing") if job.spec["view"] == view["label"]]
+        if running:
+            return running[0]
+        return job_create(domain_id=domain_id, kind="mixing", spec={"view": view["label"]}, cost=MIXING_JOB_COST)

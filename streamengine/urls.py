@@ -22,6 +22,8 @@ urlpatterns = [
     *routes("publications/<str:object_id>", views.PublicationDetailView, "publication"),
     *routes("subscriptions", views.SubscriptionListView, "subscriptions"),
     *routes("subscriptions/<str:object_id>", views.SubscriptionDetailView, "subscription"),
+    *routes("processors", views.ProcessorListView, "processors"),
+    *routes("processors/<str:object_id>", views.ProcessorDetailView, "processor"),
     *routes("nodes", views.NodeListView, "nodes"),
     *routes("nodes/<str:object_id>", views.NodeDetailView, "node"),
 ]

@@ -27,8 +27,10 @@ from owt.mauth import MAuthAPIView
 from streamengine import selectors, services
 from streamengine.exceptions import (
     InvalidListQuery,
+    InvalidProcessor,
     NodeNotFound,
     ParticipantNotFound,
+    ProcessorNotFound,
     StreamNotFound,
     SubscriptionNotFound,
 )
@@ -43,6 +45,8 @@ from streamengine.serializers import (
     ListQuerySerializer,
     NodeOutputSerializer,
     ParticipantOutputSerializer,
+    ProcessorInputSerializer,
+    ProcessorOutputSerializer,
     PublicationOutputSerializer,
     StreamingPublicationInputSerializer,
     SubscriptionOutputSerializer,
@@ -306,6 +310,58 @@ class SubscriptionDetailView(DeletableStateDetailView):
 
     def delete_live(self, object_id: str) -> None:
         services.subscription_delete(subscription_id=object_id)
+
+
+@list_schema("processor", ProcessorOutputSerializer, selectors.PROCESSOR_FILTERS)
+class ProcessorListView(StateListView):
+    output_serializer = ProcessorOutputSerializer
+    filters = selectors.PROCESSOR_FILTERS
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.processor_queryset(owner=owner)
+
+    @extend_schema(
+        tags=["stream-engine"],
+        request=ProcessorInputSerializer,
+        responses={200: inline_serializer(name="ProcessorId", fields={"id": serializers.CharField()})},
+        examples=[
+            OpenApiExample(
+                "mix a domain's streams into view 'common' at 1280x720",
+                value={
+                    "type": "video",
+                    "participant": "5f0e0d7b2c3a4b5c6d7e8f90",
+                    "mixing": {"view": "common", "parameters": {"resolution": {"width": 1280, "height": 720}}},
+                },
+                request_only=True,
+            )
+        ],
+        summary="Start a processor (a media job): a view's video/audio mixer",
+    )
+    def post(self, request: Request) -> Response:
+        payload = ProcessorInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        domain = selectors.owned_domain_get(owner=service_owner(request), domain_id=data["participant"])
+        if "mixing" not in data:
+            raise InvalidProcessor(
+                f"{next(k for k in ('transcoding', 'selecting', 'analytics') if k in data)} processors are not available"
+            )
+        job = services.processor_mixing(domain_id=domain.id, media=data["type"], attributes=data["mixing"])
+        return Response({"id": job.id})
+
+
+@extend_schema(tags=["stream-engine"], responses={200: ProcessorOutputSerializer})
+class ProcessorDetailView(StateDetailView):
+    output_serializer = ProcessorOutputSerializer
+    not_found = ProcessorNotFound
+
+    def queryset(self, *, owner: str) -> QuerySet:
+        return selectors.processor_queryset(owner=owner)
+
+    @extend_schema(responses={200: None}, summary="Stop the processor (its outputs end with it)")
+    def delete(self, request: Request, object_id: str) -> HttpResponse:
+        job_stop(job_id=self.get_object(request, object_id).id)
+        return HttpResponse(status=200)
 
 
 @list_schema("node", NodeOutputSerializer, selectors.NODE_FILTERS)
