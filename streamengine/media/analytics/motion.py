@@ -5,8 +5,10 @@ mean hides coding noise), compared with the previous frame's, and the blocks who
 moved by more than ``threshold`` count as changed. Enough changed blocks (``min_area`` of
 the frame) is motion; its box is the bounding box of the changed blocks, drawn green on
 the output while the motion lasts (and ``hold_frames`` after, so a duplicated frame does
-not blink it). Events: ``motion`` with the box when motion starts or the box moves (overlaps
-the last announced one by less than ``move_iou``), ``motion-end`` once it has stopped.
+not blink it). Events: ``motion`` with the box when motion starts or the box has moved
+(overlaps the last announced one by less than ``move_iou``; at most once per ``move_frames``
+frames, so something crossing the picture is a few events, not one per frame), and
+``motion-end`` once it has stopped.
 """
 
 from __future__ import annotations
@@ -37,9 +39,17 @@ class MotionDetector:
     description: ClassVar[str] = "motion detection: a green box around what moved; events motion, motion-end"
 
     def __init__(
-        self, *, threshold: float = 25.0, min_area: float = 0.002, move_iou: float = 0.5, hold_frames: int = 15
+        self,
+        *,
+        threshold: float = 25.0,
+        min_area: float = 0.002,
+        move_iou: float = 0.5,
+        move_frames: int = 15,
+        hold_frames: int = 15,
     ) -> None:
-        self.threshold, self.min_area, self.move_iou, self.hold_frames = threshold, min_area, move_iou, hold_frames
+        self.threshold, self.min_area, self.hold_frames = threshold, min_area, hold_frames
+        self.move_iou, self.move_frames = move_iou, move_frames
+        self.since_announced = 0  # frames since the last motion event
         self.previous: np.ndarray | None = None
         self.box: list[int] | None = None  # the box drawn
         self.announced: list[int] | None = None  # the last box an event carried
@@ -65,10 +75,12 @@ class MotionDetector:
         image = YuvImage.from_frame(frame)
         box = self.changed_box(image)
         events: list[dict] = []
+        self.since_announced += 1
         if box is not None:
             self.box, self.still = box, 0
-            if self.announced is None or overlap(box, self.announced) < self.move_iou:
-                self.announced = box
+            moved = self.announced is not None and overlap(box, self.announced) < self.move_iou
+            if self.announced is None or (moved and self.since_announced >= self.move_frames):
+                self.announced, self.since_announced = box, 0
                 events.append({"type": "motion", "box": box})
         elif self.box is not None:
             self.still += 1
