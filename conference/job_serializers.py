@@ -6,7 +6,8 @@ stream-engine API). A streaming-in answers with the stream it publishes
 (``streamengine.models.MediaJob``, kind ``recording`` or ``streaming-out``): PATCH operations
 are applied to the job's ``spec`` here, and the job is rendered as OWT's subscription abstract ``{id, media: {audio, video}}`` plus ``storage``
 (recordings) or ``protocol``/``url``/``parameters`` (streaming-outs), and what OWT lacks:
-the job's ``state``, ``reason``, ``progress`` (and a recording's ``download`` path).
+the job's ``state``, ``reason``, ``progress`` (and a recording's ``download`` path). An
+analytics (kind ``analytics``) is rendered in spec 5.8's form.
 """
 
 from __future__ import annotations
@@ -115,6 +116,23 @@ def streaming_out_abstract(job: MediaJob, *, streams: dict[str, Publication], ba
     return abstract
 
 
+def analytics_abstract(job: MediaJob) -> dict:
+    """Spec 5.8's form ``{id, analytics: {algorithm}, media: {format, from}}`` (the video's: OWT
+    analyses video only; owt-compat §8.2 has the abstract's ``media.video`` and an agent string
+    instead), with the job's state; its id is also the id of the stream it publishes."""
+    video = job.spec["media"]["video"]
+    abstract = {
+        "id": job.id,
+        "analytics": {"algorithm": job.spec["algorithm"]},
+        "media": {"format": video["format"], "from": video["from"]},
+        "state": job.state,
+        "progress": job.progress,
+    }
+    if job.reason:
+        abstract["reason"] = job.reason
+    return abstract
+
+
 class RecordingAbstractSerializer(serializers.Serializer):
     """The rendered form (documentation of :func:`recording_abstract`)."""
 
@@ -139,4 +157,17 @@ class StreamingOutAbstractSerializer(serializers.Serializer):
     )
     state = serializers.ChoiceField(choices=MediaJob.State.choices)
     progress = serializers.DictField(help_text="{duration, frames, dropped, reconnects, last_error?}")
+    reason = serializers.CharField(required=False, help_text="why it failed or ended")
+
+
+class AnalyticsAbstractSerializer(serializers.Serializer):
+    """The rendered form (documentation of :func:`analytics_abstract`)."""
+
+    id = serializers.CharField(help_text="the analytics' id, also the id of the stream it publishes")
+    analytics = serializers.DictField(help_text="{algorithm}: the algorithm's id")
+    media = serializers.DictField(help_text="{format: {codec} of the published stream, from: the analysed stream}")
+    state = serializers.ChoiceField(choices=MediaJob.State.choices)
+    progress = serializers.DictField(
+        help_text="{duration, frames: {in, analysed, out, dropped}, events, last_event, recent_events, analysis_ms, cpu}"
+    )
     reason = serializers.CharField(required=False, help_text="why it failed or ended")

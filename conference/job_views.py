@@ -1,5 +1,5 @@
 """Media jobs of a room run by the Celery workers: streaming-ins (spec 5.4), streaming-outs
-(5.5) and recordings (5.6).
+(5.5), recordings (5.6) and analytics (5.8).
 
 ``POST /streaming-ins`` checks the URL (SSRF policy) and creates a ``streaming-in`` job; it
 answers once a worker has published the source into the room, with that stream (as
@@ -15,6 +15,10 @@ changes the video parameters live; ``DELETE`` stops it (files and playlists are 
 properly; an id of the other kind: ``Delete type not match``, as OWT); ``GET …/file``
 downloads a recording (MAuth, like every route here). The two kinds differ only in their
 wire format (:class:`JobKind`); the views are one pair.
+
+Analytics are the same pair without PATCH: ``POST`` answers with the abstract at once (the
+stream it publishes, with the analytics' id, follows within seconds), ``DELETE`` stops the
+job, which unpublishes the stream.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from rest_framework.response import Response
 
 from conference.exceptions import InvalidRequest
 from conference.job_serializers import (
+    AnalyticsAbstractSerializer,
     RecordingAbstractSerializer,
     StreamingOutAbstractSerializer,
+    analytics_abstract,
     recording_abstract,
     recording_apply_patch,
     streaming_out_abstract,
@@ -48,9 +54,10 @@ from streamengine import selectors as engine_selectors
 from streamengine import services as engine
 from streamengine.exceptions import JobNotFound, StreamNotFound
 from streamengine.jobs import services as jobs
+from streamengine.jobs.analytics import AnalyticsJob
 from streamengine.jobs.awaiting import StreamPending, awaiting_stream
 from streamengine.jobs.recording import RecordingJob
-from streamengine.jobs.requests import recording_spec, streaming_in_spec, streaming_out_spec
+from streamengine.jobs.requests import analytics_spec, recording_spec, streaming_in_spec, streaming_out_spec
 from streamengine.jobs.runtime import JobRunner
 from streamengine.jobs.streaming_in import StreamingInJob, check_source_url
 from streamengine.jobs.streaming_out import StreamingOutJob
@@ -82,6 +89,11 @@ STREAMING_IN_EXAMPLE = OpenApiExample(
     },
     request_only=True,
 )
+ANALYTICS_EXAMPLE = OpenApiExample(
+    "box what moves in a stream",
+    value={"algorithm": "motion", "media": {"video": {"from": "<streamId>", "format": {"codec": "vp8"}}}},
+    request_only=True,
+)
 
 
 def room_streams(room: Room) -> dict[str, Publication]:
@@ -95,8 +107,8 @@ class JobKind:
     job: type[JobRunner]
     name: str  # "Recording": the not-found message
     spec: Callable[..., dict]  # (body, *, streams) → the job's spec
-    apply_patch: Callable[..., dict]  # (spec, body, *, streams) → the new spec
     abstract: Callable[..., dict]  # (job, *, streams, request) → the wire form
+    apply_patch: Callable[..., dict] | None = None  # (spec, body, *, streams) → the new spec; None: no PATCH
 
 
 RECORDINGS = JobKind(
@@ -114,6 +126,12 @@ STREAMING_OUTS = JobKind(
     abstract=lambda job, *, streams, request: streaming_out_abstract(
         job, streams=streams, base_url=request.build_absolute_uri("/").rstrip("/")
     ),
+)
+ANALYTICS = JobKind(
+    job=AnalyticsJob,
+    name="Analytics",
+    spec=analytics_spec,
+    abstract=lambda job, *, streams, request: analytics_abstract(job),
 )
 
 
@@ -293,5 +311,37 @@ class StreamingOutDetailView(SubscriptionDetailView):
         return super().patch(request, version, room_id, job_id)
 
     @extend_schema(responses={200: None}, summary="Stop the streaming-out (an HLS/DASH playlist is ended)")
+    def delete(self, request: Request, version: str, room_id: str, job_id: str) -> HttpResponse:
+        return super().delete(request, version, room_id, job_id)
+
+
+@extend_schema(tags=["rooms: analytics"])
+class AnalyticsListView(SubscriptionListView):
+    jobs = ANALYTICS
+
+    @extend_schema(responses={200: AnalyticsAbstractSerializer(many=True)}, summary="Analytics of the room")
+    def get(self, request: Request, version: str, room_id: str) -> Response:
+        return super().get(request, version, room_id)
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: AnalyticsAbstractSerializer},
+        examples=[ANALYTICS_EXAMPLE],
+        summary="Analyse a stream's video (motion, brightness or a plugin); the result is a new stream, same id",
+    )
+    def post(self, request: Request, version: str, room_id: str) -> Response:
+        return super().post(request, version, room_id)
+
+
+@extend_schema(tags=["rooms: analytics"])
+class AnalyticsDetailView(SubscriptionDetailView):
+    jobs = ANALYTICS
+    http_method_names = ["get", "delete", "head", "options"]  # OWT has no PATCH of an analytics
+
+    @extend_schema(responses={200: AnalyticsAbstractSerializer}, summary="The analytics, its progress and events")
+    def get(self, request: Request, version: str, room_id: str, job_id: str) -> Response:
+        return super().get(request, version, room_id, job_id)
+
+    @extend_schema(responses={200: None}, summary="Stop the analytics (its stream is unpublished)")
     def delete(self, request: Request, version: str, room_id: str, job_id: str) -> HttpResponse:
         return super().delete(request, version, room_id, job_id)

@@ -1,5 +1,5 @@
 """Routes of the management resources over the live engine (participants, streams, streaming-ins,
-recordings, streaming-outs).
+recordings, streaming-outs, analytics).
 
 Each route answers under ``/v1/`` and ``/v1.1/`` (the version picks the stream form) and
 with or without a trailing slash; the slash variants stay out of the OpenAPI schema.
@@ -44,6 +44,8 @@ for version in ("v1", "v1.1"):
             f"recording-file-{suffix}",
             version,
         ),
+        *routes(f"{room}/analytics", job_views.AnalyticsListView, f"analytics-{suffix}", version),
+        *routes(f"{room}/analytics/<str:job_id>", job_views.AnalyticsDetailView, f"analytic-{suffix}", version),
         *routes(f"{room}/streaming-outs", job_views.StreamingOutListView, f"streaming-outs-{suffix}", version),
         *routes(
             f"{room}/streaming-outs/<str:job_id>", job_views.StreamingOutDetailView, f"streaming-out-{suffix}", version

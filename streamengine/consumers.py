@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 PROTOCOLS = {"1.2"}
 LOGIN_TIMEOUT_SECONDS = 180
+MAX_ANALYTICS_EVENT = 4096  # bytes of JSON: an event is a few fields, not a frame
 
 
 class SignalingError(Exception):
@@ -391,6 +392,12 @@ class SignalingSession:
         _require(isinstance(to, str) and bool(to), "Invalid receiver")
         await services.text_send.acall(participant_id=self.participant_id, to=to, message=data.get("message"))
 
+    async def on_analytics_event(self, data: object):
+        """An analytics job announces what its algorithm saw (no client sends this)."""
+        event = data.get("event") if isinstance(data, dict) else None
+        _require(isinstance(event, dict) and len(json.dumps(event)) <= MAX_ANALYTICS_EVENT, "Invalid analytics event")
+        await services.analytics_event.acall(participant_id=self.participant_id, event=event)
+
     HANDLERS = {
         "login": on_login,
         "relogin": on_relogin,
@@ -405,6 +412,7 @@ class SignalingSession:
         "subscription-control": on_subscription_control,
         "mixed-control": on_mixed_control,
         "text": on_text,
+        "analytics-event": on_analytics_event,
     }
 
     # --- messages from the platform (protocol: Channels calls the handler its ``type`` names) ---

@@ -48,10 +48,11 @@ JOB_SESSION_TYPES = {
     "streaming-out": "streaming",
     "streaming-in": "streaming",
     "mixing": "mixing",
+    "analytics": "analytics",
 }
 # Job kinds whose one publication *is* the job (OWT: a streaming-in's id is its stream's, a
 # random decimal string): the publication takes the job's id, whatever id signaling chose.
-JOB_STREAM_KINDS = {"streaming-in"}
+JOB_STREAM_KINDS = {"streaming-in", "analytics"}
 JOB_ROLE = {"role": "admin", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}}
 
 
@@ -646,6 +647,20 @@ def text_send(outbox: Outbox, *, participant_id: str, to: str, message: object) 
         outbox.notify_participant(to, "text", data)
     else:
         raise TextTargetNotFound(f"Target participant does NOT exist: {to}")
+
+
+@engine_write
+def analytics_event(outbox: Outbox, *, participant_id: str, event: dict) -> None:
+    """An analytics job's algorithm saw ``event``: notify the room (``analytics``: ``{id, event}``,
+    ``id`` the analytics' and its stream's). Only an analytics job's participant announces."""
+    participant = Participant.objects.select_related("job").filter(id=participant_id).first()
+    if participant is None:
+        raise ParticipantNotFound()
+    if participant.job is None or participant.job.kind != "analytics":
+        raise Unauthorized("Only an analytics job announces analytics events")
+    outbox.notify_domain(
+        participant.domain_id, "analytics", {"id": participant.job_id, "event": event}, exclude=participant_id
+    )
 
 
 # --- Media nodes --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Requests for media jobs: what a streaming-in, a recording or a streaming-out is asked to do.
+"""Requests for media jobs: what a streaming-in, a recording, a streaming-out or an analytics is asked to do.
 
 Validated here into the job's ``spec`` (owt-compat §8.1–8.4), for every API that starts
 them: the management API's room resources and the stream-engine API's publications and
-subscriptions. Errors are 400/1301 naming the field.
+subscriptions. Errors are 400/1301 naming the field (owt-compat §8.5 for analytics).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from rest_framework import serializers
 
 from owt.errors import describe_validation_error
 from streamengine.exceptions import InvalidJobRequest
+from streamengine.media.analytics import UnknownAlgorithm
+from streamengine.media.analytics import resolve as resolve_algorithm
 from streamengine.models import Publication
 from streamengine.selectors import stream_id_of
 from streamengine.serializers import StreamingInConnection, StreamingInMedia, StrictDict
@@ -253,3 +255,39 @@ class StreamingInRequest(StrictDict):
 def streaming_in_spec(body: object) -> dict:
     """Validate ``POST /streaming-ins`` (owt-compat §8.1) into a job spec."""
     return validated(StreamingInRequest, body)
+
+
+# Analytics (spec 5.8, owt-compat §8.5).
+
+ANALYTICS_VIDEO_CODECS = ("vp8", "h264")  # what the job's encoder (aiortc) can publish
+
+
+class AnalyticsVideoFormat(VideoFormat):
+    codec = serializers.ChoiceField(choices=ANALYTICS_VIDEO_CODECS)
+
+
+class AnalyticsVideo(VideoOut):
+    format = AnalyticsVideoFormat(required=False)
+
+
+class AnalyticsMedia(StrictDict):
+    video = AnalyticsVideo()
+    audio = serializers.JSONField(required=False)  # accepted and ignored, as OWT does
+
+
+class AnalyticsRequest(StrictDict):
+    algorithm = serializers.CharField(max_length=128)
+    media = AnalyticsMedia()
+
+
+def analytics_spec(body: object, *, streams: dict[str, Publication]) -> dict:
+    """Validate ``POST /analytics`` into a job spec: the algorithm by its id, the video source
+    a stream of the room, the output format VP8 unless H.264 is asked for."""
+    spec = validated(AnalyticsRequest, body)
+    try:
+        spec["algorithm"] = resolve_algorithm(spec["algorithm"])
+    except UnknownAlgorithm as exc:
+        raise InvalidJobRequest(f"algorithm: {exc.args[0]}") from exc
+    video = spec["media"]["video"]
+    spec["media"] = {"audio": False, "video": {**video, "format": video.get("format") or {"codec": "vp8"}}}
+    return with_sources(spec, streams)
