@@ -228,7 +228,7 @@ def job_get(*, job_id: str, owner: str) -> MediaJob | None:
     return MediaJob.objects.filter(id=job_id, domain__owner=owner).first()
 
 
-PROCESSOR_KINDS = ("mixing",)
+PROCESSOR_KINDS = ("mixing", "analytics")
 PROCESSOR_FILTERS = {"type": "kind", "domain": "domain_id", "participant": "domain_id"}
 
 
@@ -251,6 +251,13 @@ def processor_streams(job: MediaJob) -> tuple[dict, dict]:
             inputs["audio"] = [{"from": stream} for stream in state.audio]
         mixed = Publication.objects.filter(id=f"{job.domain_id}-{job.spec['view']}", kind="mixed").first()
         for track in mixed.media.get("tracks", []) if mixed else []:
+            outputs[track["type"]].append(
+                {key: track[key] for key in ("id", "format", "parameters", "status") if key in track}
+            )
+    elif job.kind == "analytics":
+        inputs["video"] = [{"from": job.spec["media"]["video"]["from"]}]
+        published = Publication.objects.filter(id=job.id).first()
+        for track in published.media.get("tracks", []) if published else []:
             outputs[track["type"]].append(
                 {key: track[key] for key in ("id", "format", "parameters", "status") if key in track}
             )

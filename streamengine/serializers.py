@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from owt.parsers import QUERY_INTEGER_MAX
+from streamengine.media.analytics.transcode import Transcode
 from streamengine.models import MediaJob, Node, Participant, Publication, Subscription
 from streamengine.selectors import processor_streams
 
@@ -289,8 +290,13 @@ class ProcessorInputSerializer(StrictDict):
         return data
 
 
+TRANSCODE_ALGORITHM = Transcode.id
+
+
 class ProcessorOutputSerializer(serializers.Serializer):
-    """``object(Processor)`` of a media job that processes streams (a view's mixer, ...)."""
+    """``object(Processor)`` of a media job that processes streams: a view's mixer (type
+    ``video``; it mixes both media in one job, so its outputs carry the audio too), a video
+    transcoder (an analytics job with the identity algorithm) or an analytics job."""
 
     id = serializers.CharField()
     type = serializers.SerializerMethodField()
@@ -302,7 +308,9 @@ class ProcessorOutputSerializer(serializers.Serializer):
     domain = serializers.CharField(source="domain_id")
 
     def get_type(self, job: MediaJob) -> str:
-        return PROCESSOR_TYPES[job.kind]
+        if job.kind == "mixing" or job.spec.get("algorithm") == TRANSCODE_ALGORITHM:
+            return "video"
+        return "analytics"
 
     def get_inputs(self, job: MediaJob) -> dict:
         return processor_streams(job)[0]
@@ -311,13 +319,13 @@ class ProcessorOutputSerializer(serializers.Serializer):
         return processor_streams(job)[1]
 
     def get_info(self, job: MediaJob) -> dict:
-        attributes = {"mixing": {"id": job.id, "view": job.spec.get("view")}} if job.kind == "mixing" else {}
+        if job.kind == "mixing":
+            attributes = {"mixing": {"id": job.id, "view": job.spec.get("view")}}
+        elif job.spec.get("algorithm") == TRANSCODE_ALGORITHM:
+            attributes = {"transcoding": {"id": job.id, **job.spec["media"]["video"]}}
+        else:
+            attributes = {"analytics": {"id": job.id, "algorithm": job.spec.get("algorithm")}}
         return {**attributes, "state": job.state, "progress": job.progress}
 
     def get_locality(self, job: MediaJob) -> dict:
         return {"agent": "media-worker", "node": job.worker}
-
-
-# The processor type (stream API 5.4) of each processing job kind. A view's mixer mixes both
-# media in one job, listed as its "video" processor (its outputs carry the audio too).
-PROCESSOR_TYPES = {"mixing": "video"}

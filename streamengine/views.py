@@ -34,9 +34,10 @@ from streamengine.exceptions import (
     StreamNotFound,
     SubscriptionNotFound,
 )
+from streamengine.jobs.analytics import AnalyticsJob
 from streamengine.jobs.awaiting import StreamPending, awaiting_stream
 from streamengine.jobs.recording import RecordingJob
-from streamengine.jobs.requests import recording_spec, streaming_out_spec
+from streamengine.jobs.requests import analytics_spec, recording_spec, streaming_out_spec
 from streamengine.jobs.services import job_create, job_stop
 from streamengine.jobs.streaming_in import StreamingInJob, check_source_url
 from streamengine.jobs.streaming_out import StreamingOutJob
@@ -335,18 +336,32 @@ class ProcessorListView(StateListView):
                 request_only=True,
             )
         ],
-        summary="Start a processor (a media job): a view's video/audio mixer",
+        summary="Start a processor (a media job): a view's video/audio mixer, video transcoding, analytics",
     )
     def post(self, request: Request) -> Response:
         payload = ProcessorInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         domain = selectors.owned_domain_get(owner=service_owner(request), domain_id=data["participant"])
-        if "mixing" not in data:
-            raise InvalidProcessor(
-                f"{next(k for k in ('transcoding', 'selecting', 'analytics') if k in data)} processors are not available"
-            )
-        job = services.processor_mixing(domain_id=domain.id, media=data["type"], attributes=data["mixing"])
+        if "mixing" in data:
+            job = services.processor_mixing(domain_id=domain.id, media=data["type"], attributes=data["mixing"])
+            return Response({"id": job.id})
+        if "selecting" in data or data["type"] == "audio":
+            # Audio is transcoded for each subscription that asks for another codec, in the SFU.
+            raise InvalidProcessor("audio transcoding and selecting processors are not available")
+        streams = {p.id: p for p in selectors.domain_streams(domain_id=domain.id)}
+        if "analytics" in data:
+            body = {key: value for key, value in data["analytics"].items() if key != "id"}
+        else:  # video transcoding: the analytics job with the identity algorithm
+            attributes = dict(data["transcoding"])
+            attributes.pop("id", None)
+            body = {"algorithm": "transcode", "media": {"video": attributes}}
+        job = job_create(
+            domain_id=domain.id,
+            kind=AnalyticsJob.kind,
+            spec=analytics_spec(body, streams=streams),
+            cost=AnalyticsJob.cost,
+        )
         return Response({"id": job.id})
 
 

@@ -31,6 +31,7 @@ from streamengine.client import Session, SignalingError
 from streamengine.jobs.runtime import JobFailed
 from streamengine.jobs.subscriptions import SubscribingJob
 from streamengine.media.analytics import Algorithm, UnknownAlgorithm, create
+from streamengine.media.resolutions import target_size
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +114,22 @@ class AnalyticsJob(SubscribingJob):
 
     async def _pump(self, session: Session, kinds: list[str]) -> None:
         track = session.tracks["video"]
+        parameters = self.spec["media"]["video"].get("parameters") or {}
+        framerate = float(parameters.get("framerate") or 0)
+        next_time: float | None = None
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return  # the source ended (_check_sources ends the job)
             self.frames_in += 1
+            if framerate and frame.time is not None:  # a lower frame rate asked: skip frames early
+                if next_time is not None and frame.time < next_time:
+                    continue
+                next_time = frame.time + 1 / framerate
+            size = target_size(parameters.get("resolution"), frame.width, frame.height)
+            if size and size != (frame.width, frame.height):
+                frame = frame.reformat(width=size[0], height=size[1])
             self.dropped += offer_newest(self.inbox, frame)
 
     async def _analyse(self) -> None:

@@ -172,7 +172,7 @@ def installed_plugin(tmp_path, monkeypatch):
 
 def test_an_entry_point_plugin_is_found_by_id_and_alias(installed_plugin):
     known = analytics.algorithms()
-    assert list(known) == [MotionDetector.id, BrightnessMeter.id, "0123456789abcdef0123456789abcdef"]
+    assert list(known) == [*analytics.BUILTINS, "0123456789abcdef0123456789abcdef"]
     assert known[MotionDetector.id] is MotionDetector
     assert analytics.resolve("invert") == "0123456789abcdef0123456789abcdef"
     output, events = analytics.create("invert").process(frame_of(np.full((HEIGHT, WIDTH), 16)))

@@ -86,3 +86,30 @@ def test_another_tenants_domain_is_unknown(world):
     response = world["stranger"].post(f"{BASE}/processors", body)
     assert response.status_code == 404
     assert not MediaJob.objects.exists()
+
+
+def test_video_transcoding_and_analytics_processors_are_analytics_jobs(world):
+    client, room, stream = world["client"], world["room"], world["stream"]
+    transcoding = {"from": stream.id, "parameters": {"resolution": {"width": 320, "height": 240}}}
+    response = client.post(f"{BASE}/processors", {"type": "video", "participant": room.id, "transcoding": transcoding})
+    assert response.status_code == 200, response.json()
+    transcoder = MediaJob.objects.get(id=response.json()["id"])
+    assert transcoder.kind == "analytics" and transcoder.spec["algorithm"] == "7d3f5a2c9e1b4f608a4c2e9d1b7f3a65"
+    analysis = client.post(
+        f"{BASE}/processors",
+        {"type": "analytics", "participant": room.id, "analytics": {"algorithm": "motion", "media": {
+            "video": {"from": stream.id}}}},
+    )  # fmt: skip
+    assert analysis.status_code == 200, analysis.json()
+    processors = {p["id"]: p for p in client.get(f"{BASE}/processors").json()["data"]}
+    assert processors[transcoder.id]["type"] == "video"
+    assert processors[transcoder.id]["info"]["transcoding"]["parameters"]["resolution"]["width"] == 320
+    assert processors[transcoder.id]["inputs"]["video"] == [{"from": stream.id}]
+    assert processors[analysis.json()["id"]]["type"] == "analytics"
+    # An unknown source stream, and audio selecting (not offered), are refused.
+    unknown = client.post(
+        f"{BASE}/processors", {"type": "video", "participant": room.id, "transcoding": {"from": "nope"}}
+    )
+    assert unknown.status_code == 400
+    selecting = client.post(f"{BASE}/processors", {"type": "audio", "participant": room.id, "selecting": {}})
+    assert selecting.status_code == 400 and "not available" in selecting.json()["error"]["message"]

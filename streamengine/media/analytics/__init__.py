@@ -26,11 +26,12 @@ import av
 
 from streamengine.media.analytics.brightness import BrightnessMeter
 from streamengine.media.analytics.motion import MotionDetector
+from streamengine.media.analytics.transcode import Transcode
 
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "owt.analytics"
-BUILTINS: dict[str, type] = {MotionDetector.id: MotionDetector, BrightnessMeter.id: BrightnessMeter}
+BUILTINS: dict[str, type] = {cls.id: cls for cls in (MotionDetector, BrightnessMeter, Transcode)}
 
 
 class Algorithm(Protocol):
