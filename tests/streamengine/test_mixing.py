@@ -16,6 +16,7 @@ import pytest
 
 from owt.localserver import running_platform
 from streamengine.client import ConferenceClient, SyntheticAudioTrack, SyntheticVideoTrack
+from tests.streamengine.test_media_jobs import ffprobe
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.media, pytest.mark.worker]
 
@@ -27,7 +28,7 @@ TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT = (160, 120), (480, 120), (160, 3
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory):
     with running_platform(tmp_path_factory.mktemp("mixing"), MIXER_AUTOSTART="1") as running:
-        running.start_worker("media-1")
+        running.start_worker("media-1", concurrency=2)  # the mixer and a recording of it
         yield running
 
 
@@ -156,6 +157,24 @@ async def test_three_colours_in_their_regions_following_views_layout_and_the_spe
             {"op": "replace", "path": "/info/layout/0/stream", "value": green}
         ])  # fmt: skip
         await picture_shows(track, {TOP_LEFT: GREEN, BOTTOM_RIGHT: GREEN})
+
+        # The mix can be recorded like any stream (passthrough of the mixer's encoded frames).
+        media = {"audio": {"from": mixed}, "video": {"from": mixed}}
+        recording = api.request("POST", f"/v1/rooms/{room}/recordings", json={"container": "mkv", "media": media})
+        path = f"/v1/rooms/{room}/recordings/{recording['id']}"
+        deadline = time.monotonic() + 30
+        while api.request("GET", path)["state"] != "running":
+            assert time.monotonic() < deadline, api.request("GET", path)
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(3)
+        api.request("DELETE", path)
+        while (ended := api.request("GET", path))["state"] not in ("finished", "failed"):
+            await asyncio.sleep(0.25)
+        assert ended["state"] == "finished", ended
+        probe = ffprobe(ended["storage"]["file"])
+        video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+        assert (video["codec_name"], video["width"], video["height"]) == ("vp8", 640, 480)
+        assert {s["codec_type"] for s in probe["streams"]} == {"audio", "video"}
 
         # Refused: bad layouts and deleting the mixed stream, in the API's error format.
         bad = api.http.patch(
