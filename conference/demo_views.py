@@ -28,12 +28,19 @@ from conference.selectors import room_get
 from owt.errors import ApiError
 from streamengine import services
 
+# What the join page subscribes to (``?watch=``): every stream, only the room's mix (the
+# mixed streams of its views), only the participants' own streams, or nothing.
+WATCH_CHOICES = ("all", "mix", "participants", "none")
+
 
 def page_config(request: HttpRequest) -> dict:
-    """What the page's JavaScript needs: ICE servers (never undefined) and whether to join at once."""
+    """What the page's JavaScript needs: ICE servers (never undefined), whether to join at once
+    and what to watch."""
+    watch = request.GET.get("watch")
     return {
         "iceServers": json.loads(settings.ICE_SERVERS_JSON),
         "autojoin": request.GET.get("autojoin") == "1",
+        "watch": watch if watch in WATCH_CHOICES else "all",
         # null: connect to the portal named in the token, as OWT clients do.
         "signalingUrl": None,
     }

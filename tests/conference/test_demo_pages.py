@@ -23,9 +23,14 @@ def page_config(response) -> dict:
 def test_join_page_config_and_token(client):
     response = client.get("/demo/", {"token": "abc", "autojoin": "1"})
     assert response.status_code == 200
-    assert page_config(response) == {"iceServers": [], "autojoin": True, "signalingUrl": None}
+    assert page_config(response) == {"iceServers": [], "autojoin": True, "watch": "all", "signalingUrl": None}
     assert b">abc</textarea>" in response.content
     assert b'src="/static/owt/demo.js"' in response.content
+
+
+@pytest.mark.parametrize(("query", "watch"), [("mix", "mix"), ("none", "none"), ("everything", "all")])
+def test_join_page_watch_choice(client, query, watch):
+    assert page_config(client.get("/demo/", {"watch": query}))["watch"] == watch
 
 
 def test_join_page_escapes_token(client):

@@ -1,5 +1,6 @@
-// The sample join page: join with a token, publish camera/microphone, subscribe to every other
-// stream, list participants. State is exposed as window.owtDemo for tests and the browser console.
+// The sample join page: join with a token, publish camera/microphone, subscribe to the other
+// streams it is set to watch (every one, the room's mix, each participant's), list participants.
+// State is exposed as window.owtDemo for tests and the browser console.
 import { ConferenceClient, IceError, SignalingError } from "./owt-client.js";
 
 const config = JSON.parse(document.getElementById("owt-config").textContent);
@@ -61,8 +62,13 @@ function who(id) {
   return demo.client && demo.client.info && id === demo.client.info.id ? `${name} (me)` : name;
 }
 
-// A stream update in words: a track's status, or the stream's measured video (field ".").
+// A stream update in words: a track's status, the stream's measured video (field "."), or a
+// mixed stream's layout and active input (by the names of the people in them).
 function describeUpdate({ field, value }) {
+  if (field === "video.layout" && Array.isArray(value)) {
+    return `layout: ${value.map((entry) => streamOwner(entry.stream)).join(", ") || "empty"}`;
+  }
+  if (field === "activeInput") return `active speaker: ${streamOwner(value)}`;
   if (field !== ".") return `${field} = ${JSON.stringify(value)}`;
   const video = ((value && value.media && value.media.tracks) || []).find((t) => t.type === "video");
   const size = video && video.parameters && video.parameters.resolution;
@@ -70,9 +76,28 @@ function describeUpdate({ field, value }) {
   return size ? `video ${size.width}x${size.height}${rate ? ` at ${rate} fps` : ""}` : "updated";
 }
 
+/** A mixed stream: a view of the room that the MCU composites from the participants' streams. */
+function isMix(stream) {
+  return Boolean(stream && stream.type === "mixed");
+}
+
 function streamLabel(stream) {
+  if (isMix(stream)) return `the room's mix (${(stream.info && stream.info.label) || stream.id})`;
   const owner = stream && stream.info && stream.info.owner;
   return owner ? `${who(owner)}'s stream` : `stream ${stream.id}`;
+}
+
+/** Whose stream `id` is, in words (a stream id where the page does not know it). */
+function streamOwner(id) {
+  const stream = demo.client && demo.client.streams.get(id);
+  const owner = stream && stream.info && stream.info.owner;
+  return owner ? who(owner) : id;
+}
+
+/** Whether the page's "watch" choice takes `stream`. */
+function watched(stream) {
+  const watch = $("watch").value;
+  return watch === "all" || (watch === "mix" ? isMix(stream) : watch === "participants" && !isMix(stream));
 }
 
 /** What to tell the person about a failed step, and what to try before pressing Retry. */
@@ -168,7 +193,7 @@ async function subscribe(stream) {
   const client = demo.client;
   const pending = demo.subscribing;
   const mine = stream.info && stream.info.owner === client.info.id;
-  if (mine || demo.subscriptions.has(stream.id) || pending.has(stream.id)) return;
+  if (mine || !watched(stream) || demo.subscriptions.has(stream.id) || pending.has(stream.id)) return;
   pending.add(stream.id);
   try {
     const subscription = await client.subscribe(stream);
@@ -176,7 +201,8 @@ async function subscribe(stream) {
     if (demo.client !== client) return;
     demo.subscriptions.set(stream.id, subscription);
     const owner = stream.info && stream.info.owner;
-    const figure = addVideo($("remote"), stream.id, owner ? who(owner) : stream.id, subscription.stream, true);
+    const label = isMix(stream) ? streamLabel(stream) : owner ? who(owner) : stream.id;
+    const figure = addVideo($(isMix(stream) ? "mix" : "remote"), stream.id, label, subscription.stream, true);
     muteButtons(figure, subscription);
     subscription.addEventListener("ended", () => {
       demo.subscriptions.delete(stream.id);
@@ -193,9 +219,19 @@ async function subscribe(stream) {
   }
 }
 
-/** Subscribe to every remote stream not received yet (the Retry of a failed subscription). */
+/** Subscribe to every watched remote stream not received yet (the Retry of a failed subscription). */
 async function subscribeAll() {
   await Promise.all(demo.client.remoteStreams().map(subscribe));
+}
+
+/** Another "watch" choice while joined: stop what it leaves out, subscribe to what it takes. */
+async function watchChanged() {
+  if (!demo.client || !demo.client.info) return;
+  for (const [streamId, subscription] of [...demo.subscriptions]) {
+    const stream = demo.client.streams.get(streamId);
+    if (stream && !watched(stream)) await subscription.stop().catch((error) => fail("unsubscribe", error));
+  }
+  await subscribeAll();
 }
 
 async function publish() {
@@ -244,6 +280,7 @@ async function discardClient() {
   demo.subscriptions.clear();
   demo.subscribing = new Set();
   $("local").replaceChildren();
+  $("mix").replaceChildren();
   $("remote").replaceChildren();
   if (!old) return;
   try {
@@ -308,6 +345,7 @@ async function join(event) {
 }
 
 $("join-form").addEventListener("submit", join);
+$("watch").addEventListener("change", watchChanged);
 $("leave").addEventListener("click", async () => {
   clearFailure();
   await discardClient();
@@ -330,5 +368,6 @@ $("send").addEventListener("click", async () => {
   }
 });
 
+$("watch").value = config.watch || "all";
 setStatus("ready");
 if (config.autojoin && $("token").value.trim()) join();
