@@ -35,7 +35,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from bench.media_jobs import _tree_cpu_seconds
 from bench.report import emit
-from streamengine.media.mixer import VideoEncoder
+from streamengine.media.encoding import VideoEncoder
 
 VIEW = {"label": "common", "video": {"parameters": {"resolution": {"width": 640, "height": 480}, "framerate": 24}}}
 FLIP_COLOURS = ((255, 0, 0), (0, 0, 255))

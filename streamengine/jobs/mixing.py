@@ -25,14 +25,13 @@ from streamengine import services as engine
 from streamengine.client import ConferenceClient, Session
 from streamengine.jobs.runtime import JobFailed, JobRunner
 from streamengine.jobs.services import MIXING_JOB_COST
+from streamengine.media.encoding import VideoEncoder, default_bitrate
 from streamengine.media.mixer import (
     ActiveSpeaker,
     AudioMixer,
     MixedAudioTrack,
     MixedVideoTrack,
     VideoCompositor,
-    VideoEncoder,
-    default_bitrate,
     placements,
 )
 from streamengine.media.passthrough import route_keyframe_requests

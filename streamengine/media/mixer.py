@@ -6,7 +6,7 @@ publishes two tracks:
 * :class:`MixedVideoTrack` composites the latest frame of every input into its region
   (:class:`VideoCompositor`: ``letterbox`` keeps the aspect ratio on the background
   colour, ``crop`` fills the region) at the view's frame rate, and encodes it **once**
-  with PyAV (:class:`VideoEncoder`: the view's codec, bitrate and key-frame interval).
+  with PyAV (``encoding.VideoEncoder``: the view's codec, bitrate and key-frame interval).
   It hands aiortc ``av.Packet``s, which a sender only packetizes, so the SFU forwards the
   same encoded frames to every subscriber of the mixed stream.
 * :class:`MixedAudioTrack` sums the inputs' 20 ms blocks (:class:`AudioMixer`, 48 kHz;
@@ -30,7 +30,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-VIDEO_CLOCK = 90000
+from streamengine.media.encoding import VIDEO_CLOCK, VideoEncoder
+
 AUDIO_RATE = 48000
 AUDIO_BLOCK = 960  # 20 ms at 48 kHz, Opus' frame
 # An input's audio queue holds at most this many 20 ms blocks (jitter between its
@@ -168,45 +169,6 @@ class VideoCompositor:
                 self.v[top // 2 : top // 2 + h // 2, x // 2 : x // 2 + w // 2] = v
         stacked = np.concatenate([self.y.reshape(-1), self.u.reshape(-1), self.v.reshape(-1)])
         return av.VideoFrame.from_ndarray(stacked.reshape(self.height * 3 // 2, self.width), format="yuv420p")
-
-
-# PyAV encoder names and real-time options per codec.
-ENCODERS = {
-    "vp8": ("libvpx", {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "error-resilient": "1"}),
-    "vp9": ("libvpx-vp9", {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "row-mt": "1"}),
-    "h264": ("libx264", {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline"}),
-}
-
-
-class VideoEncoder:
-    """One encoder for the mixed picture (PyAV): codec, bitrate (kbps), key-frame interval (s)."""
-
-    def __init__(self, codec: str, width: int, height: int, framerate: int, bitrate_kbps: float, keyframe_seconds: int):
-        name, options = ENCODERS[codec]
-        self.codec = codec
-        self.context = av.CodecContext.create(name, "w")
-        self.context.width, self.context.height = width, height
-        self.context.pix_fmt = "yuv420p"
-        self.context.framerate = Fraction(framerate)
-        self.context.time_base = Fraction(1, VIDEO_CLOCK)
-        self.context.bit_rate = int(bitrate_kbps * 1000)
-        self.context.gop_size = max(1, int(keyframe_seconds * framerate))
-        self.context.thread_count = 1
-        self.context.options = dict(options)
-        self.context.open()
-        self.keyframe_wanted = True
-
-    def encode(self, frame: av.VideoFrame, pts: int) -> list[av.Packet]:
-        frame.pts, frame.time_base = pts, Fraction(1, VIDEO_CLOCK)
-        if self.keyframe_wanted:
-            frame.pict_type = av.video.frame.PictureType.I
-            self.keyframe_wanted = False
-        return list(self.context.encode(frame))
-
-
-def default_bitrate(width: int, height: int, framerate: int) -> float:
-    """kbps for a view without ``parameters.bitrate``: 0.08 bit per pixel (640x480 at 24 fps: 590)."""
-    return max(150.0, round(width * height * framerate * 0.08 / 1000, -1))
 
 
 class MixedVideoTrack(MediaStreamTrack):

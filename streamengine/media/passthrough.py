@@ -209,6 +209,9 @@ class ForwardedTrack(MediaStreamTrack):
         self.forwarded = 0
         self.dropped = 0
         self.successor: MediaStreamTrack | None = None
+        # What pushes its frames: None, the publisher's (``PublishedTrack``); else the
+        # transcoded form it gets (``transcode.SharedEncoding``).
+        self.feed: object | None = None
 
     def hand_over(self, successor: MediaStreamTrack) -> None:
         """The sender now sends ``successor`` (``replaceTrack``): the ``recv`` it is still

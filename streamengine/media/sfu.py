@@ -37,7 +37,7 @@ from streamengine.media.passthrough import (
     route_keyframe_requests,
     vp8_resolution,
 )
-from streamengine.media.transcode import TranscodedTrack
+from streamengine.media.transcode import SharedEncoding, TranscodedTrack, encoding_key
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class PublishedTrack:
         self.active = True
         self.subscribers: set[ForwardedTrack] = set()
         self.transcoded: set[TranscodedTrack] = set()
+        self.encodings: dict[str, SharedEncoding] = {}  # video transcoded once per form
         self.keyframes = KeyframeRequester(receiver)
         self.tap = install_tap(receiver, self.on_frame)
         self.frames = 0
@@ -122,10 +123,29 @@ class PublishedTrack:
         self.subscribers.add(track)
         track.cut_to_keyframe()
 
+    def encoding(self, codec: str, parameters: dict) -> SharedEncoding:
+        """The shared transcoded form (codec, parameters) of this track, started if new."""
+        key = encoding_key(codec, parameters)
+        if key not in self.encodings:
+            self.encodings[key] = SharedEncoding(self.receiver, codec, parameters)
+            self.tap.decode = True
+            self.keyframes.request()  # its decoder starts at a keyframe
+        encoding = self.encodings[key]
+        encoding.users += 1  # counted from now: its subscriber attaches once connected
+        return encoding
+
     def detach(self, track: ForwardedTrack | TranscodedTrack) -> None:
         self.subscribers.discard(track)  # type: ignore[arg-type]
         self.transcoded.discard(track)  # type: ignore[arg-type]
-        self.tap.decode = bool(self.transcoded)
+        feed = getattr(track, "feed", None)
+        for key, encoding in list(self.encodings.items()):
+            if encoding is feed:
+                encoding.subscribers.discard(track)  # type: ignore[arg-type]
+                encoding.users -= 1
+                if encoding.users <= 0:
+                    encoding.stop()
+                    del self.encodings[key]
+        self.tap.decode = bool(self.transcoded or self.encodings)
 
     def set_active(self, active: bool) -> None:
         self.active = active
@@ -137,8 +157,11 @@ class PublishedTrack:
         self.keyframes.cancel()
         for track in [*self.subscribers, *self.transcoded]:
             track.stop()
+        for encoding in self.encodings.values():
+            encoding.stop()
         self.subscribers.clear()
         self.transcoded.clear()
+        self.encodings.clear()
 
 
 # --- what the SFU reports (the node turns these into the portal protocol) -----------------
@@ -686,6 +709,11 @@ class SFU:
         if codec == source.codec and not requested.get("parameters") and not self.transcode_all:
             track = ForwardedTrack(transceiver.kind, source.codec, source.keyframes.request)
             route_keyframe_requests(transceiver.sender, source.keyframes.request)
+        elif transceiver.kind == "video" and not self.transcode_all:
+            encoding = source.encoding(codec, requested.get("parameters") or {})
+            track = ForwardedTrack("video", codec, encoding.request_keyframe)
+            track.feed = encoding
+            route_keyframe_requests(transceiver.sender, encoding.request_keyframe)
         else:
             track = TranscodedTrack(source.receiver, transceiver.kind, requested.get("parameters") or {})
             route_keyframe_requests(transceiver.sender, None)
@@ -700,6 +728,8 @@ class SFU:
             source.transcoded.add(track)
             source.tap.decode = True
             source.keyframes.request()
+        elif track.feed is not None:
+            track.feed.attach(track)
         else:
             source.attach(track)
 

@@ -1,21 +1,35 @@
 """The transcoding path: only for subscribers that ask for another format or parameters.
 
 The publication's track is decoded once (its receiver's own decoder thread, enabled by
-the tap's ``decode`` flag) and shared through aiortc's ``MediaRelay``; each such
-subscriber's sender encodes its own output (codec negotiated with it), after scaling
-and frame-rate reduction when its ``parameters`` ask for them. This costs a decoder per
-publication and an encoder per subscriber, which is why forwarding is the default.
+the tap's ``decode`` flag) and shared through aiortc's ``MediaRelay``.
+
+* Video: one :class:`SharedEncoding` per distinct (codec, parameters) of a publication
+  scales, thins the frame rate and encodes once (PyAV, ``encoding.VideoEncoder``); every
+  subscriber asking for the same gets those packets through its own ``ForwardedTrack``
+  (keyframe requests go to the shared encoder). So N subscribers of one transcoded form
+  cost one encode, as forwarding costs none.
+* Audio (cheap), and every track when the SFU runs with ``transcode_all`` (the benchmark's
+  MediaRelay baseline): a :class:`TranscodedTrack` per subscriber, whose sender encodes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 
 from aiortc import RTCRtpReceiver
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from streamengine.media.encoding import VIDEO_CLOCK, VideoEncoder, default_bitrate
+from streamengine.media.passthrough import ForwardedTrack
 from streamengine.media.resolutions import target_size
+
+logger = logging.getLogger(__name__)
+# Assumed for a transcoded output without a frame rate of its own (OWT's default source).
+DEFAULT_FRAMERATE = 30
+DEFAULT_KEYFRAME_SECONDS = 100
 
 _relay = MediaRelay()
 
@@ -74,3 +88,93 @@ class TranscodedTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self.source.stop()
+
+
+def encoding_key(codec: str, parameters: dict) -> str:
+    return json.dumps([codec, parameters], sort_keys=True)
+
+
+def output_bitrate(parameters: dict, width: int, height: int, framerate: float) -> float:
+    """kbps: a number as given, ``"x0.8"`` relative to the usual rate for the output's size."""
+    bitrate = parameters.get("bitrate")
+    usual = default_bitrate(width, height, int(framerate))
+    if isinstance(bitrate, str) and bitrate.startswith("x"):
+        return usual * float(bitrate[1:])
+    return float(bitrate) if bitrate else usual
+
+
+class SharedEncoding:
+    """One transcoded form of a published video track, encoded once for all its subscribers."""
+
+    def __init__(self, receiver: RTCRtpReceiver, codec: str, parameters: dict) -> None:
+        self.codec = codec
+        self.parameters = parameters
+        self.framerate = float(parameters.get("framerate") or 0)
+        self.source = _relay.subscribe(receiver.track, buffered=False)
+        self.subscribers: set[ForwardedTrack] = set()
+        self.users = 0  # subscriptions fed by it, connected or not yet
+        self.encoder: VideoEncoder | None = None
+        self.size: tuple[int, int] | None = None
+        self.next_time: float | None = None
+        self.encoded = 0
+        self.task = asyncio.ensure_future(self._run())
+
+    def attach(self, track: ForwardedTrack) -> None:
+        self.subscribers.add(track)
+        track.cut_to_keyframe()
+
+    def request_keyframe(self) -> None:
+        if self.encoder is not None:
+            self.encoder.keyframe_wanted = True
+
+    def _encoder_for(self, width: int, height: int) -> VideoEncoder:
+        if self.encoder is None or self.size != (width, height):
+            framerate = self.framerate or DEFAULT_FRAMERATE
+            self.encoder = VideoEncoder(
+                self.codec,
+                width,
+                height,
+                int(framerate),
+                output_bitrate(self.parameters, width, height, framerate),
+                int(self.parameters.get("keyFrameInterval") or DEFAULT_KEYFRAME_SECONDS),
+            )
+            self.size = (width, height)
+        return self.encoder
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                frame = await self.source.recv()
+            except MediaStreamError:
+                return
+            if not self.subscribers or frame.time is None:
+                continue
+            if self.framerate:
+                if self.next_time is not None and frame.time < self.next_time:
+                    continue
+                self.next_time = frame.time + 1 / self.framerate
+            size = target_size(self.parameters.get("resolution"), frame.width, frame.height)
+            width, height = size or (frame.width, frame.height)
+            width, height = width // 2 * 2, height // 2 * 2
+            if (width, height) != (frame.width, frame.height) or frame.format.name != "yuv420p":
+                scaled = frame.reformat(width=width, height=height, format="yuv420p")
+                scaled.pts, scaled.time_base = frame.pts, frame.time_base
+                frame = scaled
+            timestamp = round(frame.time * VIDEO_CLOCK)
+            try:
+                packets = await asyncio.to_thread(self._encoder_for(width, height).encode, frame, timestamp)
+            except Exception:  # one bad frame must not end the output for everyone
+                logger.exception("transcoding to %s failed for a frame", self.codec)
+                continue
+            for packet in packets:
+                data = bytes(packet)
+                for subscriber in list(self.subscribers):
+                    subscriber.push(data, timestamp % 2**32)
+                self.encoded += 1
+
+    def stop(self) -> None:
+        self.task.cancel()
+        self.source.stop()
+        for track in self.subscribers:
+            track.stop()
+        self.subscribers.clear()

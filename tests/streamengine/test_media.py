@@ -246,6 +246,33 @@ async def test_subscriber_asking_other_parameters_gets_the_transcoding_path(pair
     assert (await frames_of(plain.tracks["video"], 2))[0].width == 640
 
 
+async def test_subscribers_asking_the_same_transcoded_form_share_one_encode(pair):
+    from streamengine.node import ensure_embedded_node
+
+    bob = pair.bob
+    publication = await pair.alice.publish([SyntheticVideoTrack()])
+    small = {"resolution": {"width": 320, "height": 240}}
+    first = await bob.subscribe(publication.id, audio=False, video_parameters=small)
+    second = await bob.subscribe(publication.id, audio=False, video_parameters=small)
+    other = await bob.subscribe(
+        publication.id, audio=False, video_parameters={"resolution": {"width": 160, "height": 120}}
+    )
+    for session, size in ((first, (320, 240)), (second, (320, 240)), (other, (160, 120))):
+        assert {(f.width, f.height) for f in await frames_of(session.tracks["video"], 3, timeout=20)} == {size}
+    sfu = (await ensure_embedded_node()).sfu
+    published = next(iter(sfu.sessions[publication.id].published.values()))
+    # Two forms, two encoders: the two 320x240 subscribers get the same encoded frames.
+    assert len(published.encodings) == 2
+    shared = next(e for e in published.encodings.values() if e.parameters == small)
+    assert len(shared.subscribers) == 2 and shared.encoded > 0
+    await bob.unsubscribe(first)
+    await eventually(lambda: len(shared.subscribers) == 1, db=False)
+    await bob.unsubscribe(second)
+    await bob.unsubscribe(other)
+    # The last subscriber of a form stops its encoder; the track is no longer decoded.
+    await eventually(lambda: not published.encodings and not published.tap.decode, db=False)
+
+
 async def test_trickled_candidates_are_accepted_and_junk_is_not_fatal(signaling_url, room, token):
     """A browser-like client: offer without candidates, then candidates over ``soac``."""
     from aiortc import RTCPeerConnection, RTCSessionDescription
