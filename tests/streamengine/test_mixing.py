@@ -16,6 +16,7 @@ import pytest
 
 from owt.localserver import running_platform
 from streamengine.client import ConferenceClient, SyntheticAudioTrack, SyntheticVideoTrack
+from streamengine.media.passthrough import is_keyframe
 from tests.streamengine.test_media_jobs import ffprobe
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.media, pytest.mark.worker]
@@ -157,6 +158,14 @@ async def test_three_colours_in_their_regions_following_views_layout_and_the_spe
             {"op": "replace", "path": "/info/layout/0/stream", "value": green}
         ])  # fmt: skip
         await picture_shows(track, {TOP_LEFT: GREEN, BOTTOM_RIGHT: GREEN})
+
+        # An H.264 subscriber of the (VP8) mix gets the SFU's one shared H.264 encode of it.
+        h264 = await viewer.subscribe(mixed, audio=False, video_format={"codec": "h264"}, encoded=True)
+        async with asyncio.timeout(20):
+            _, data, _ = await h264.frames.get()
+            while not is_keyframe("h264", data):
+                _, data, _ = await h264.frames.get()
+        await viewer.unsubscribe(h264)
 
         # The mix can be recorded like any stream (passthrough of the mixer's encoded frames).
         media = {"audio": {"from": mixed}, "video": {"from": mixed}}
