@@ -17,8 +17,6 @@ interfaces with the engine's loopback candidates; bin/test does this):
 from __future__ import annotations
 
 import re
-import socket
-import time
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -26,13 +24,11 @@ import pytest
 
 from owt.client import ManagementClient
 from owt.localserver import ROOT, free_port, manage, portal_env, running_portal
+from tests.streamengine.helpers import IN_LOOPBACK_NAMESPACE, wait_until
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        {name for _, name in socket.if_nameindex()} != {"lo"},
-        reason="needs a loopback-only network namespace: unshare -n sh -c 'ip link set lo up && python -m pytest -m browser ...'",
-    ),
+    IN_LOOPBACK_NAMESPACE,
 ]
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -61,13 +57,6 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 def frames_decoded(page) -> int:
     return sum(row["framesDecoded"] for row in page.evaluate("() => window.owtDemo.videoStats()"))
-
-
-def wait_until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ import asyncio
 import functools
 import http.server
 import shutil
-import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ import pytest
 from owt.localserver import ROOT, running_platform
 from streamengine.client import ConferenceClient, SyntheticAudioTrack, SyntheticVideoTrack
 from streamengine.media.ice import use_host_addresses
+from tests.streamengine.helpers import IN_LOOPBACK_NAMESPACE, wait_until
 
 PAGE = Path(__file__).parent / "hls_page"
 HLS_JS = ROOT / "var/js/node_modules/hls.js/dist/hls.min.js"
@@ -28,10 +27,7 @@ HLS_JS = ROOT / "var/js/node_modules/hls.js/dist/hls.min.js"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.timeout(180),
-    pytest.mark.skipif(
-        {name for _, name in socket.if_nameindex()} != {"lo"},
-        reason="needs a loopback-only network namespace: unshare -n sh -c 'ip link set lo up && python -m pytest -m browser ...'",
-    ),
+    IN_LOOPBACK_NAMESPACE,
 ]
 
 
@@ -67,14 +63,6 @@ class Camera(threading.Thread):
             self.published.set()
             while not self.done.is_set():
                 await asyncio.sleep(0.2)
-
-
-def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
-    return value
 
 
 def test_hls_output_plays_in_chromium(tmp_path_factory, page_origin, chromium):

@@ -17,21 +17,17 @@ Run it in a loopback-only network namespace (bin/test does): see test_browser_e2
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
 
 from owt.localserver import ROOT, Platform, running_platform
+from tests.streamengine.helpers import IN_LOOPBACK_NAMESPACE, wait_until
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        {name for _, name in socket.if_nameindex()} != {"lo"},
-        reason="needs a loopback-only network namespace: unshare -n sh -c 'ip link set lo up && python -m pytest -m browser ...'",
-    ),
+    IN_LOOPBACK_NAMESPACE,
 ]
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -62,16 +58,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with running_platform(tmp_path_factory.mktemp("browser-mixing"), MIXER_AUTOSTART="1") as running:
         running.start_worker("media-1")
         yield running
-
-
-def eventually(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def mix_stats(page, mixed: str) -> dict:
@@ -114,8 +100,8 @@ def test_two_browsers_publish_and_a_third_watches_the_mix(platform, chromium):
         # The mixer's stream comes once the media worker runs the job (the first join started it).
         carol.wait_for_function(f"() => window.owtDemo.subscriptions.has('{mixed}')", timeout=60000)
 
-        first = eventually(lambda: mix_stats(carol, mixed)["framesDecoded"], 30, f"a decoded mix frame; {console}")
-        eventually(lambda: mix_stats(carol, mixed)["framesDecoded"] >= first + 30, 30, "the mix to keep decoding")
+        first = wait_until(lambda: mix_stats(carol, mixed)["framesDecoded"], 30, f"a decoded mix frame; {console}")
+        wait_until(lambda: mix_stats(carol, mixed)["framesDecoded"] >= first + 30, 30, "the mix to keep decoding")
         stats = mix_stats(carol, mixed)
         assert (stats["frameWidth"], stats["frameHeight"]) == (640, 480)
         carol.wait_for_function(
@@ -130,7 +116,7 @@ def test_two_browsers_publish_and_a_third_watches_the_mix(platform, chromium):
             on_top = min(quarters["topLeft"], quarters["topRight"]) > 40
             return quarters if on_top and max(quarters["bottomLeft"], quarters["bottomRight"]) < 20 else None
 
-        eventually(two_on_top, 20, "two camera pictures on top of the mix")
+        wait_until(two_on_top, 20, "two camera pictures on top of the mix")
 
         # Only the mix: nothing in the participants' list of streams, and nothing on the publishers' pages.
         assert carol.evaluate("() => [...window.owtDemo.subscriptions.keys()]") == [mixed]
@@ -148,7 +134,7 @@ def test_two_browsers_publish_and_a_third_watches_the_mix(platform, chromium):
             mix = streams.get(mixed)
             return mix if mix and {entry["stream"] for entry in mix["info"]["layout"]} == published else None
 
-        mix = eventually(mix_info, 10, "the mixed stream's layout to list both streams")
+        mix = wait_until(mix_info, 10, "the mixed stream's layout to list both streams")
         assert mix["type"] == "mixed" and mix["info"]["label"] == "common"
         assert len(mix["info"]["layout"]) == 2
         assert mix["media"]["video"]["parameters"]["resolution"] == {"width": 640, "height": 480}
@@ -169,8 +155,8 @@ def test_two_browsers_publish_and_a_third_watches_the_mix(platform, chromium):
         # goes once the room has been empty for MIXER_IDLE_SECONDS, and its job ends.
         for page in (alice, bob, carol):
             page.click("#leave")
-        eventually(lambda: api.request("GET", f"/v1/rooms/{room}/participants") == [], 10, "everyone to leave")
-        eventually(lambda: api.request("GET", f"/v1/rooms/{room}/streams") == [], 20, "the mixed stream to go")
+        wait_until(lambda: api.request("GET", f"/v1/rooms/{room}/participants") == [], 10, "everyone to leave")
+        wait_until(lambda: api.request("GET", f"/v1/rooms/{room}/streams") == [], 20, "the mixed stream to go")
     finally:
         for context in contexts:
             context.close()

@@ -16,25 +16,21 @@ from __future__ import annotations
 import functools
 import http.server
 import shutil
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from owt.localserver import ROOT, bootstrapped_portal
+from tests.streamengine.helpers import IN_LOOPBACK_NAMESPACE, wait_until
 
 PAGE = Path(__file__).parent / "sdkflow_page"
 SOCKET_IO_CLIENT = ROOT / "var/js/node_modules/socket.io-client/dist/socket.io.js"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        {name for _, name in socket.if_nameindex()} != {"lo"},
-        reason="needs a loopback-only network namespace: unshare -n sh -c 'ip link set lo up && python -m pytest -m browser ...'",
-    ),
+    IN_LOOPBACK_NAMESPACE,
 ]
 
 
@@ -58,16 +54,6 @@ def page_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
-
-
-def eventually(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def decoding(page, mid: str, more_than: int = 0, width: int | None = None) -> bool:
@@ -96,13 +82,13 @@ def test_one_peer_connection_carries_two_publications_and_three_subscriptions(po
         assert alice.evaluate("() => window.flow.transportId") == camera["id"]
         assert alice.evaluate("() => window.flow.pc.getTransceivers().length") == 3
 
-        eventually(lambda: bob.evaluate(f"() => window.flow.streams.has('{canvas['id']}')"), 10, "stream add")
+        wait_until(lambda: bob.evaluate(f"() => window.flow.streams.has('{canvas['id']}')"), 10, "stream add")
         first = bob.evaluate(f"() => window.flow.subscribe('{camera['id']}', ['audio', 'video'])")
         second = bob.evaluate(f"() => window.flow.subscribe('{canvas['id']}', ['video'])")
         assert bob.evaluate("() => window.flow.transportId") == first["id"]
         first_video, second_video = first["mids"][1], second["mids"][0]
-        eventually(lambda: decoding(bob, first_video, 30), 30, f"camera frames; console: {console}")
-        eventually(lambda: decoding(bob, second_video, 30), 30, f"canvas frames; console: {console}")
+        wait_until(lambda: decoding(bob, first_video, 30), 30, f"camera frames; console: {console}")
+        wait_until(lambda: decoding(bob, second_video, 30), 30, f"canvas frames; console: {console}")
 
         # The REST API lists what was made over socket.io as for the JSON framing.
         assert sorted(p["user"] for p in api.request("GET", f"/v1/rooms/{room}/participants")) == ["alice", "bob"]
@@ -111,26 +97,26 @@ def test_one_peer_connection_carries_two_publications_and_three_subscriptions(po
         # Unpublish the canvas: its stream goes, the camera keeps decoding, and a third
         # subscription on the same transport decodes too.
         alice.evaluate(f"() => window.flow.unpublish('{canvas['id']}')")
-        eventually(lambda: not bob.evaluate(f"() => window.flow.streams.has('{canvas['id']}')"), 10, "stream remove")
+        wait_until(lambda: not bob.evaluate(f"() => window.flow.streams.has('{canvas['id']}')"), 10, "stream remove")
         third = bob.evaluate(f"() => window.flow.subscribe('{camera['id']}', ['video'])")
         third_video = third["mids"][0]
-        eventually(lambda: decoding(bob, third_video, 30), 30, f"third subscription frames; console: {console}")
+        wait_until(lambda: decoding(bob, third_video, 30), 30, f"third subscription frames; console: {console}")
         before = bob.evaluate("() => window.flow.framesDecoded()")[first_video]["frames"]
-        eventually(lambda: decoding(bob, first_video, before + 30), 30, "camera frames after renegotiations")
+        wait_until(lambda: decoding(bob, first_video, before + 30), 30, "camera frames after renegotiations")
 
         # subscription-control update to a smaller resolution (the transcoding path).
         bob.evaluate(f"() => window.flow.update('{third['id']}', {{resolution: {{width: 320, height: 240}}}})")
-        eventually(lambda: decoding(bob, third_video, width=320), 30, f"320 px frames; console: {console}")
+        wait_until(lambda: decoding(bob, third_video, width=320), 30, f"320 px frames; console: {console}")
 
         alice.evaluate(f"() => window.flow.text('{bob_id}', 'hello bob')")
-        eventually(lambda: bob.evaluate("() => window.flow.texts.length") == 1, 10, "text")
+        wait_until(lambda: bob.evaluate("() => window.flow.texts.length") == 1, 10, "text")
         assert bob.evaluate("() => window.flow.texts[0]") == {"from": alice_id, "to": "me", "message": "hello bob"}
 
         (ROOT / "test-artifacts").mkdir(exist_ok=True)
         bob.screenshot(path=str(ROOT / "test-artifacts/socketio-subscriber.png"), full_page=True)
         assert alice.evaluate("() => window.flow.errors") == [] and bob.evaluate("() => window.flow.errors") == []
         alice.evaluate("() => window.flow.leave()")
-        eventually(
+        wait_until(
             lambda: [p["user"] for p in api.request("GET", f"/v1/rooms/{room}/participants")] == ["bob"], 10, "leave"
         )
     finally:
