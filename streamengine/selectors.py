@@ -84,6 +84,17 @@ def mixer_inputs(*, domain_id: str, label: str) -> MixerInputs | None:
     )
 
 
+def room_voices(*, domain_id: str) -> list[str]:
+    """The room's streams with a live audio track that an audio selector takes from: users'
+    and streaming-ins', not mixed streams or selections themselves."""
+    return [
+        publication.id
+        for publication in domain_streams(domain_id=domain_id).exclude(kind="mixed")
+        if publication.info.get("type") != "selecting"
+        and any(t["type"] == "audio" and t.get("status") == "active" for t in publication.media.get("tracks", []))
+    ]
+
+
 def stream_region(*, domain_id: str, stream_id: str, label: str) -> str | None:
     """The id of the region stream ``stream_id`` has in view ``label``'s layout (``get-region``)."""
     mixed = Publication.objects.filter(id=f"{domain_id}-{label}", kind="mixed").first()
@@ -228,7 +239,7 @@ def job_get(*, job_id: str, owner: str) -> MediaJob | None:
     return MediaJob.objects.filter(id=job_id, domain__owner=owner).first()
 
 
-PROCESSOR_KINDS = ("mixing", "analytics")
+PROCESSOR_KINDS = ("mixing", "analytics", "audio-selecting")
 PROCESSOR_FILTERS = {"type": "kind", "domain": "domain_id", "participant": "domain_id"}
 
 
@@ -254,11 +265,14 @@ def processor_streams(job: MediaJob) -> tuple[dict, dict]:
             outputs[track["type"]].append(
                 {key: track[key] for key in ("id", "format", "parameters", "status") if key in track}
             )
-    elif job.kind == "analytics":
-        inputs["video"] = [{"from": job.spec["media"]["video"]["from"]}]
-        published = Publication.objects.filter(id=job.id).first()
-        for track in published.media.get("tracks", []) if published else []:
-            outputs[track["type"]].append(
-                {key: track[key] for key in ("id", "format", "parameters", "status") if key in track}
-            )
+    else:
+        if job.kind == "analytics":
+            inputs["video"] = [{"from": job.spec["media"]["video"]["from"]}]
+        else:
+            inputs["audio"] = [{"from": stream} for stream in job.progress.get("inputs", [])]
+        for published in Publication.objects.filter(participant__job_id=job.id).order_by("created_at"):
+            for track in published.media.get("tracks", []):
+                outputs[track["type"]].append(
+                    {key: track[key] for key in ("id", "format", "parameters", "status") if key in track}
+                )
     return inputs, outputs

@@ -310,7 +310,7 @@ class ProcessorOutputSerializer(serializers.Serializer):
     def get_type(self, job: MediaJob) -> str:
         if job.kind == "mixing" or job.spec.get("algorithm") == TRANSCODE_ALGORITHM:
             return "video"
-        return "analytics"
+        return "audio" if job.kind == "audio-selecting" else "analytics"
 
     def get_inputs(self, job: MediaJob) -> dict:
         return processor_streams(job)[0]
@@ -321,6 +321,10 @@ class ProcessorOutputSerializer(serializers.Serializer):
     def get_info(self, job: MediaJob) -> dict:
         if job.kind == "mixing":
             attributes = {"mixing": {"id": job.id, "view": job.spec.get("view")}}
+        elif job.kind == "audio-selecting":
+            streams = (job.result or {}).get("streams", [])
+            attributes = {"selecting": {"id": job.id, "activeStreamIds": streams}}
+            attributes["selecting"]["selected"] = job.progress.get("selected", [])
         elif job.spec.get("algorithm") == TRANSCODE_ALGORITHM:
             attributes = {"transcoding": {"id": job.id, **job.spec["media"]["video"]}}
         else:

@@ -49,10 +49,13 @@ JOB_SESSION_TYPES = {
     "streaming-in": "streaming",
     "mixing": "mixing",
     "analytics": "analytics",
+    "audio-selecting": "selecting",
 }
 # Job kinds whose one publication *is* the job (OWT: a streaming-in's id is its stream's, a
 # random decimal string): the publication takes the job's id, whatever id signaling chose.
 JOB_STREAM_KINDS = {"streaming-in", "analytics"}
+# The job streams that enter the views like users' streams (an audio selector's slots do not).
+MIXED_JOB_KINDS = {"streaming-in", "analytics"}
 JOB_ROLE = {"role": "admin", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}}
 
 
@@ -371,7 +374,9 @@ def publication_create(
             info = {
                 "owner": "admin" if job else participant.id,
                 "type": JOB_SESSION_TYPES[job.kind] if job else "webrtc",
-                "inViews": [view["label"] for view in _views(domain.config)],
+                "inViews": [view["label"] for view in _views(domain.config)]
+                if job is None or job.kind in MIXED_JOB_KINDS
+                else [],
                 "attributes": attributes,
             }
         publication = Publication.objects.create(

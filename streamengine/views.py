@@ -36,6 +36,7 @@ from streamengine.exceptions import (
 )
 from streamengine.jobs.analytics import AnalyticsJob
 from streamengine.jobs.awaiting import StreamPending, awaiting_stream
+from streamengine.jobs.mixing import AudioSelectingJob
 from streamengine.jobs.recording import RecordingJob
 from streamengine.jobs.requests import analytics_spec, recording_spec, streaming_out_spec
 from streamengine.jobs.services import job_create, job_stop
@@ -53,6 +54,9 @@ from streamengine.serializers import (
     SubscriptionOutputSerializer,
     TokenInputSerializer,
 )
+
+# OWT's audio selector forwards the 3 loudest streams unless told how many outputs it has.
+AUDIO_SELECTING_SLOTS = 3
 
 
 def service_owner(request: Request) -> str:
@@ -336,7 +340,7 @@ class ProcessorListView(StateListView):
                 request_only=True,
             )
         ],
-        summary="Start a processor (a media job): a view's video/audio mixer, video transcoding, analytics",
+        summary="Start a processor (a media job): a view's video/audio mixer, video transcoding, audio selecting, analytics",
     )
     def post(self, request: Request) -> Response:
         payload = ProcessorInputSerializer(data=request.data)
@@ -346,9 +350,15 @@ class ProcessorListView(StateListView):
         if "mixing" in data:
             job = services.processor_mixing(domain_id=domain.id, media=data["type"], attributes=data["mixing"])
             return Response({"id": job.id})
-        if "selecting" in data or data["type"] == "audio":
+        if "selecting" in data:
+            count = len(data["selecting"].get("activeStreamIds") or []) or AUDIO_SELECTING_SLOTS
+            job = job_create(
+                domain_id=domain.id, kind=AudioSelectingJob.kind, spec={"count": count}, cost=AudioSelectingJob.cost
+            )
+            return Response({"id": job.id})
+        if data["type"] == "audio":
             # Audio is transcoded for each subscription that asks for another codec, in the SFU.
-            raise InvalidProcessor("audio transcoding and selecting processors are not available")
+            raise InvalidProcessor("audio transcoding processors are not available: subscribe with the audio format")
         streams = {p.id: p for p in selectors.domain_streams(domain_id=domain.id)}
         if "analytics" in data:
             body = {key: value for key, value in data["analytics"].items() if key != "id"}

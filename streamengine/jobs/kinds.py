@@ -1,9 +1,9 @@
 """The media job kinds a worker can run: importing this registers each ``JobRunner``."""
 
 from streamengine.jobs.analytics import AnalyticsJob
-from streamengine.jobs.mixing import MixingJob
+from streamengine.jobs.mixing import AudioSelectingJob, MixingJob
 from streamengine.jobs.recording import RecordingJob
 from streamengine.jobs.streaming_in import StreamingInJob
 from streamengine.jobs.streaming_out import StreamingOutJob
 
-__all__ = ["AnalyticsJob", "MixingJob", "RecordingJob", "StreamingInJob", "StreamingOutJob"]
+__all__ = ["AnalyticsJob", "AudioSelectingJob", "MixingJob", "RecordingJob", "StreamingInJob", "StreamingOutJob"]

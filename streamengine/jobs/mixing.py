@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import time
 
+import av
 from channels.db import database_sync_to_async as sync_to_async
 from django.conf import settings
 
@@ -29,6 +30,7 @@ from streamengine.media.encoding import VideoEncoder, default_bitrate
 from streamengine.media.mixer import (
     ActiveSpeaker,
     AudioMixer,
+    AudioSelector,
     MixedAudioTrack,
     MixedVideoTrack,
     VideoCompositor,
@@ -44,20 +46,114 @@ DEFAULT_FRAMERATE = 24
 DEFAULT_KEYFRAME_SECONDS = 100
 
 
-class MixingJob(JobRunner):
-    kind = "mixing"
-    cost = MIXING_JOB_COST
+class RoomInputsJob(JobRunner):
+    """A job whose inputs are many of the room's streams (decoded), followed as they come and go.
+
+    ``_inputs`` reads which streams it wants (stream id → (audio, video)), or None to end;
+    every ``FOLLOW_SECONDS`` the job subscribes to new ones, drops the ones no longer wanted
+    and calls ``_followed_inputs``. Audio frames go to ``self.mixer`` (levels, 20 ms blocks),
+    video frames to ``_video_frame``.
+    """
 
     def __init__(self, job: MediaJob, client: ConferenceClient) -> None:
         super().__init__(job, client)
         self.inputs: dict[str, Session] = {}  # stream id → its subscription
         self.pumps: dict[str, list[asyncio.Task]] = {}
-        self.session: Session | None = None
+        self.session: Session | None = None  # what the job publishes
+        self.follower: asyncio.Task | None = None
+        self.mixer = AudioMixer()
+
+    async def _inputs(self) -> dict[str, tuple[bool, bool]] | None:
+        raise NotImplementedError
+
+    async def _followed_inputs(self) -> None:
+        """After each follow step (the inputs are subscribed)."""
+
+    def _video_frame(self, stream: str, frame: av.VideoFrame) -> None:
+        """A decoded video frame of input ``stream``."""
+
+    def _forget(self, stream: str) -> None:
+        self.mixer.forget(stream)
+
+    def _follow_room(self) -> None:
+        self.follower = asyncio.create_task(self._follow())
+        self.follower.add_done_callback(self._followed)
+
+    def _followed(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.end(f"following the room failed: {task.exception()!r}")
+
+    async def _follow(self) -> None:
+        while True:
+            wanted = await self._inputs()
+            if wanted is None:
+                return
+            await self._apply(wanted)
+            await self._followed_inputs()
+            await asyncio.sleep(FOLLOW_SECONDS)
+
+    async def _apply(self, wanted: dict[str, tuple[bool, bool]]) -> None:
+        """Subscribe to the streams wanted (with the kinds wanted); drop the others."""
+        for stream in [s for s in self.inputs if s not in wanted]:
+            await self._drop(stream)
+        for stream, (with_audio, with_video) in wanted.items():
+            session = self.inputs.get(stream)
+            kinds = {kind for kind, on in (("audio", with_audio), ("video", with_video)) if on}
+            if session is not None and set(session.tracks) >= kinds:
+                continue
+            if session is not None:
+                await self._drop(stream)
+            with contextlib.suppress(Exception):  # gone meanwhile: the next read says so
+                session = await self.client.subscribe(stream, audio=with_audio, video=with_video)
+                self.inputs[stream] = session
+                self.pumps[stream] = [asyncio.create_task(self._pump(stream, session, kind)) for kind in session.tracks]
+
+    async def _pump(self, stream: str, session: Session, kind: str) -> None:
+        track = session.tracks[kind]
+        with contextlib.suppress(Exception):
+            while True:
+                frame = await track.recv()
+                if kind == "video":
+                    self._video_frame(stream, frame)
+                else:
+                    self.mixer.push(stream, frame)
+
+    async def _drop(self, stream: str) -> None:
+        for pump in self.pumps.pop(stream, []):
+            pump.cancel()
+        session = self.inputs.pop(stream, None)
+        self._forget(stream)
+        if session is not None:
+            with contextlib.suppress(Exception):
+                await self.client.unsubscribe(session)
+
+    def progress(self) -> dict:
+        levels = {stream: round(level, 1) for stream, level in self.mixer.levels.items()}
+        return {**super().progress(), "inputs": sorted(self.inputs), "levels": levels}
+
+    async def stop(self) -> None:
+        if self.follower is not None:
+            self.follower.cancel()
+            await asyncio.gather(self.follower, return_exceptions=True)
+        for stream in list(self.inputs):
+            await self._drop(stream)
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                await self.client.unpublish(self.session)
+
+
+class MixingJob(RoomInputsJob):
+    kind = "mixing"
+    cost = MIXING_JOB_COST
+
+    def __init__(self, job: MediaJob, client: ConferenceClient) -> None:
+        super().__init__(job, client)
         self.video: MixedVideoTrack | None = None
         self.audio: MixedAudioTrack | None = None
-        self.follower: asyncio.Task | None = None
         self.empty_since: float | None = None
         self.frames_in = 0
+        self.layout: list[dict] = []
+        self.audio_inputs: list[str] = []
 
     async def start(self) -> None:
         self.label = self.spec["view"]
@@ -90,7 +186,6 @@ class MixingJob(JobRunner):
         except KeyError as exc:
             raise JobFailed(f"view {self.label!r}: cannot encode video as {codec}") from exc
         self.video = MixedVideoTrack(self.compositor, encoder, framerate)
-        self.mixer = AudioMixer()
         self.audio = MixedAudioTrack(self.mixer)
         self.speaker = ActiveSpeaker()
         tracks = [self.video, self.audio] if state.view.get("audio") is not False else [self.video]
@@ -102,95 +197,91 @@ class MixingJob(JobRunner):
             if sender.track is self.video:
                 route_keyframe_requests(sender, self.video.request_keyframe)
         self.result = {"stream": self.stream_id}
-        self.follower = asyncio.create_task(self._follow())
-        self.follower.add_done_callback(self._followed)
+        self._follow_room()
 
-    def _followed(self, task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self.end(f"following the room failed: {task.exception()!r}")
+    async def _inputs(self) -> dict[str, tuple[bool, bool]] | None:
+        state = await sync_to_async(selectors.mixer_inputs)(domain_id=self.job.domain_id, label=self.label)
+        if state is None:
+            self.result["ended"] = "the view is gone"
+            self.end()
+            return None
+        if state.users:
+            self.empty_since = None
+        elif self.empty_since is None:
+            self.empty_since = time.monotonic()
+        elif time.monotonic() - self.empty_since > settings.MIXER_IDLE_SECONDS:
+            self.result["ended"] = "the room is empty"
+            self.end()
+            return None
+        self.layout, self.audio_inputs = state.layout, state.audio
+        video = {entry["stream"] for entry in state.layout if entry.get("stream")}
+        return {stream: (stream in state.audio, stream in video) for stream in video | set(state.audio)}
 
-    async def _follow(self) -> None:
-        read = sync_to_async(selectors.mixer_inputs)
-        while True:
-            state = await read(domain_id=self.job.domain_id, label=self.label)
-            if state is None:
-                self.result["ended"] = "the view is gone"
-                self.end()
-                return
-            if state.users:
-                self.empty_since = None
-            elif self.empty_since is None:
-                self.empty_since = time.monotonic()
-            elif time.monotonic() - self.empty_since > settings.MIXER_IDLE_SECONDS:
-                self.result["ended"] = "the room is empty"
-                self.end()
-                return
-            await self._apply(state.layout, state.audio)
-            active = self.speaker.observe(
-                {stream: level for stream, level in self.mixer.levels.items() if stream in self.audio.inputs},
-                time.monotonic(),
-            )
-            if active is not None:
-                await self.client.request("mixed-control", {"id": self.stream_id, "activeInput": active})
-            await asyncio.sleep(FOLLOW_SECONDS)
+    async def _followed_inputs(self) -> None:
+        self.compositor.set_layout(placements(self.layout, self.compositor.width, self.compositor.height))
+        self.audio.inputs = {stream for stream in self.audio_inputs if stream in self.inputs}
+        active = self.speaker.observe(
+            {stream: level for stream, level in self.mixer.levels.items() if stream in self.audio.inputs},
+            time.monotonic(),
+        )
+        if active is not None:
+            await self.client.request("mixed-control", {"id": self.stream_id, "activeInput": active})
 
-    async def _apply(self, layout: list[dict], audio: list[str]) -> None:
-        """Subscribe to what the view now shows and mixes; drop what it no longer does."""
-        video = {entry["stream"] for entry in layout if entry.get("stream")}
-        wanted = {stream: (stream in audio, stream in video) for stream in video | set(audio)}
-        for stream in [s for s in self.inputs if s not in wanted]:
-            await self._drop(stream)
-        for stream, (with_audio, with_video) in wanted.items():
-            session = self.inputs.get(stream)
-            if session is not None and set(session.tracks) >= {
-                k for k, on in (("audio", with_audio), ("video", with_video)) if on
-            }:
-                continue
-            if session is not None:
-                await self._drop(stream)
-            with contextlib.suppress(Exception):  # gone meanwhile: the next read says so
-                session = await self.client.subscribe(stream, audio=with_audio, video=with_video)
-                self.inputs[stream] = session
-                self.pumps[stream] = [asyncio.create_task(self._pump(stream, session, kind)) for kind in session.tracks]
-        self.compositor.set_layout(placements(layout, self.compositor.width, self.compositor.height))
-        self.audio.inputs = {stream for stream in audio if stream in self.inputs}
+    def _video_frame(self, stream: str, frame: av.VideoFrame) -> None:
+        self.compositor.update(stream, frame)
+        self.frames_in += 1
 
-    async def _pump(self, stream: str, session: Session, kind: str) -> None:
-        track = session.tracks[kind]
-        with contextlib.suppress(Exception):
-            while True:
-                frame = await track.recv()
-                if kind == "video":
-                    self.compositor.update(stream, frame)
-                    self.frames_in += 1
-                else:
-                    self.mixer.push(stream, frame)
-
-    async def _drop(self, stream: str) -> None:
-        for pump in self.pumps.pop(stream, []):
-            pump.cancel()
-        session = self.inputs.pop(stream, None)
+    def _forget(self, stream: str) -> None:
+        super()._forget(stream)
         self.compositor.forget(stream)
-        self.mixer.forget(stream)
-        if session is not None:
-            with contextlib.suppress(Exception):
-                await self.client.unsubscribe(session)
 
     def progress(self) -> dict:
-        progress = {**super().progress(), "inputs": sorted(self.inputs), "framesIn": self.frames_in}
-        if self.audio is not None:
-            progress["levels"] = {stream: round(level, 1) for stream, level in self.mixer.levels.items()}
+        progress = {**super().progress(), "framesIn": self.frames_in}
         if self.video is not None:
             progress["framesOut"] = self.video.encoded
             progress["encodeMs"] = round(1000 * self.video.encode_seconds / max(self.video.encoded, 1), 2)
         return progress
 
+
+class AudioSelectingJob(RoomInputsJob):
+    """OWT's audio selecting processor: ``count`` published audio streams (slots) that carry the
+    room's loudest speaking streams, a slot kept while its speaker goes on (``progress.selected``:
+    the stream in each slot). Subscribers take N voices instead of every stream's."""
+
+    kind = "audio-selecting"
+    # Per input one Opus decode, per slot one Opus encode: small next to any video job.
+    cost = 0.3
+
+    def __init__(self, job: MediaJob, client: ConferenceClient) -> None:
+        super().__init__(job, client)
+        self.selector = AudioSelector(self.mixer, int(self.spec.get("count") or 3))
+        self.ticker: asyncio.Task | None = None
+        self.slots: list[Session] = []
+
+    async def start(self) -> None:
+        try:
+            for index, output in enumerate(self.selector.outputs):
+                self.slots.append(await self.client.publish([output], attributes={"selecting": "audio", "slot": index}))
+        except Exception as exc:
+            raise JobFailed(f"cannot publish the selected audio: {exc}") from exc
+        self.ticker = asyncio.create_task(self.selector.run())
+        self.result = {"streams": [slot.id for slot in self.slots]}
+        self._follow_room()
+
+    async def _inputs(self) -> dict[str, tuple[bool, bool]] | None:
+        streams = await sync_to_async(selectors.room_voices)(domain_id=self.job.domain_id)
+        return dict.fromkeys(streams, (True, False))
+
+    async def _followed_inputs(self) -> None:
+        self.selector.inputs = set(self.inputs)
+
+    def progress(self) -> dict:
+        return {**super().progress(), "selected": list(self.selector.assigned)}
+
     async def stop(self) -> None:
-        if self.follower is not None:
-            self.follower.cancel()
-            await asyncio.gather(self.follower, return_exceptions=True)
-        for stream in list(self.inputs):
-            await self._drop(stream)
-        if self.session is not None:
+        if self.ticker is not None:
+            self.ticker.cancel()
+        await super().stop()
+        for slot in self.slots:
             with contextlib.suppress(Exception):
-                await self.client.unpublish(self.session)
+                await self.client.unpublish(slot)

@@ -42,6 +42,7 @@ AUDIO_QUEUE_BLOCKS = 10
 SPEECH_DBFS = -50.0
 ACTIVE_HOLD_SECONDS = 0.6
 LEVEL_SMOOTHING = 0.3  # exponential smoothing of the per-block level (dB)
+SILENCE = np.zeros(AUDIO_BLOCK, np.int16)
 
 
 def bt601(r: int, g: int, b: int) -> tuple[int, int, int]:
@@ -248,21 +249,53 @@ class AudioMixer:
         for table in (self.queues, self.resamplers, self.pending, self.levels):
             table.pop(stream, None)
 
+    def take(self, stream: str) -> np.ndarray:
+        """The next 20 ms of ``stream`` (silence if it has none queued); updates its level."""
+        queue = self.queues.get(stream)
+        block = queue.popleft() if queue else None
+        if block is None:
+            block, level = SILENCE, -120.0
+        else:
+            rms = math.sqrt(float(np.mean(block.astype(np.float64) ** 2))) or 1e-6
+            level = 20 * math.log10(rms / 32768)
+        previous = self.levels.get(stream, level)
+        self.levels[stream] = previous + LEVEL_SMOOTHING * (level - previous)
+        return block
+
     def mix(self, inputs: set[str]) -> np.ndarray:
         """The next 20 ms of ``inputs`` summed (int16, clipped); updates their levels."""
         total = np.zeros(AUDIO_BLOCK, np.int32)
         for stream in inputs:
-            queue = self.queues.get(stream)
-            block = queue.popleft() if queue else None
-            if block is None:
-                level = -120.0
-            else:
-                total += block
-                rms = math.sqrt(float(np.mean(block.astype(np.float64) ** 2))) or 1e-6
-                level = 20 * math.log10(rms / 32768)
-            previous = self.levels.get(stream, level)
-            self.levels[stream] = previous + LEVEL_SMOOTHING * (level - previous)
+            total += self.take(stream)
         return np.clip(total, -32768, 32767).astype(np.int16)
+
+
+def audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
+    """A 48 kHz mono frame of int16 ``samples`` at ``pts`` (1/48000)."""
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    frame.pts, frame.sample_rate = pts, AUDIO_RATE
+    frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+    return frame
+
+
+class AudioClock:
+    """Paces 20 ms blocks in real time from the first ``tick``."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.pts = 0
+
+    async def tick(self) -> int:
+        """Waits until the next block is due; returns its pts."""
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        else:
+            self.pts += AUDIO_BLOCK
+            due = self.started + self.pts / AUDIO_RATE
+            if due > now:
+                await asyncio.sleep(due - now)
+        return self.pts
 
 
 class ActiveSpeaker:
@@ -299,22 +332,63 @@ class MixedAudioTrack(MediaStreamTrack):
         super().__init__()
         self.mixer = mixer
         self.inputs: set[str] = set()
-        self.started: float | None = None
-        self.pts = 0
+        self.clock = AudioClock()
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
-        if self.started is None:
-            self.started = now
-        else:
-            self.pts += AUDIO_BLOCK
-            due = self.started + self.pts / AUDIO_RATE
-            if due > now:
-                await asyncio.sleep(due - now)
-        samples = self.mixer.mix(self.inputs)
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.pts, frame.sample_rate = self.pts, AUDIO_RATE
-        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
-        return frame
+        pts = await self.clock.tick()
+        return audio_frame(self.mixer.mix(self.inputs), pts)
+
+
+class AudioSelector:
+    """OWT's audio selecting: ``slots`` outputs carry the loudest speaking inputs.
+
+    Every 20 ms each input's block is taken (so every level stays current) and each slot
+    gets the block of the input it is assigned; an input keeps its slot while it is among the
+    loudest, a slot is reassigned only when its input stopped speaking (no shuffling).
+    """
+
+    def __init__(self, mixer: AudioMixer, slots: int, threshold: float = SPEECH_DBFS) -> None:
+        self.mixer = mixer
+        self.threshold = threshold
+        self.inputs: set[str] = set()
+        self.assigned: list[str | None] = [None] * slots
+        self.outputs = [SelectedAudioTrack() for _ in range(slots)]
+        self.clock = AudioClock()
+
+    def reassign(self) -> None:
+        levels = {s: level for s, level in self.mixer.levels.items() if s in self.inputs and level > self.threshold}
+        loudest = sorted(levels, key=levels.get, reverse=True)[: len(self.assigned)]
+        self.assigned = [stream if stream in loudest else None for stream in self.assigned]
+        for stream in loudest:
+            if stream not in self.assigned:
+                self.assigned[self.assigned.index(None)] = stream
+
+    async def run(self) -> None:
+        while True:
+            pts = await self.clock.tick()
+            blocks = {stream: self.mixer.take(stream) for stream in self.inputs}
+            self.reassign()
+            for output, stream in zip(self.outputs, self.assigned, strict=True):
+                output.offer(audio_frame(blocks.get(stream, SILENCE), pts))
+
+
+class SelectedAudioTrack(MediaStreamTrack):
+    """One slot of an :class:`AudioSelector` (its clock paces the frames)."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: asyncio.Queue[av.AudioFrame] = asyncio.Queue(maxsize=AUDIO_QUEUE_BLOCKS)
+
+    def offer(self, frame: av.AudioFrame) -> None:
+        if self.frames.full():
+            self.frames.get_nowait()
+        self.frames.put_nowait(frame)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        return await self.frames.get()

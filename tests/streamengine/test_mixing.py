@@ -208,3 +208,69 @@ async def test_three_colours_in_their_regions_following_views_layout_and_the_spe
     while any(s["id"] == mixed for s in api.request("GET", f"/v1/rooms/{room}/streams")):
         assert time.monotonic() < deadline, "the mixed stream outlived the room's last user"
         await asyncio.sleep(0.5)
+
+
+def dominant_frequency(frames) -> float:
+    samples = np.concatenate([f.to_ndarray().reshape(-1, len(f.layout.channels))[:, 0] for f in frames])
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / frames[0].sample_rate)[int(np.argmax(spectrum))])
+
+
+async def slot_frequencies(tracks, seconds: float = 0.6) -> list[float]:
+    async def listen(track):
+        frames = []
+        while sum(f.samples for f in frames) < seconds * 48000:
+            frames.append(await asyncio.wait_for(track.recv(), 5))
+        return dominant_frequency(frames[-int(seconds * 50) :])
+
+    return list(await asyncio.gather(*(listen(track) for track in tracks)))
+
+
+async def test_audio_selecting_forwards_the_loudest_voices(platform, loopback_client):
+    api = platform.api
+    room = api.create_room("selecting", {"views": []})["id"]  # no mixer here: the selector alone
+    signaling = f"{platform.url.replace('http', 'ws')}/ws/signaling/"
+    async with (
+        ConferenceClient(signaling) as low,
+        ConferenceClient(signaling) as high,
+        ConferenceClient(signaling) as later,
+        ConferenceClient(signaling) as listener,
+    ):
+        voices = {}
+        for client, frequency, amplitude in ((low, 440, 10000), (high, 1000, 10000), (later, 2000, 0)):
+            await client.join(api.create_token(room, user=f"voice-{frequency}", role="presenter"))
+            voices[frequency] = SyntheticAudioTrack(frequency=frequency, amplitude=amplitude)
+            await client.publish([voices[frequency]])
+        created = api.request(
+            "POST",
+            "/v1.1/stream-engine/processors",
+            json={"type": "audio", "participant": room, "selecting": {"activeStreamIds": ["first", "second"]}},
+        )
+        path = f"/v1.1/stream-engine/processors/{created['id']}"
+        deadline = time.monotonic() + 30
+        while len((processor := api.request("GET", path))["info"]["selecting"]["activeStreamIds"]) < 2:
+            assert time.monotonic() < deadline, processor
+            await asyncio.sleep(0.25)
+        slots = processor["info"]["selecting"]["activeStreamIds"]
+        await listener.join(api.create_token(room, user="listener", role="viewer"))
+        tracks = [(await listener.subscribe(slot, audio=True, video=False)).tracks["audio"] for slot in slots]
+
+        async def hears(expected: set[int], timeout: float = 20) -> None:
+            deadline = time.monotonic() + timeout
+            heard: list[float] = []
+            while time.monotonic() < deadline:
+                heard = await slot_frequencies(tracks)
+                if {min(expected, key=lambda f: abs(f - h)) for h in heard} == expected and all(
+                    min(abs(f - h) for f in expected) < 30 for h in heard
+                ):
+                    return
+            pytest.fail(f"the slots carried {heard} Hz, not {sorted(expected)} Hz")
+
+        await hears({440, 1000})  # the two speakers, the silent one left out
+        voices[440].set_amplitude(0)
+        voices[2000].set_amplitude(10000)
+        await hears({2000, 1000})  # the slot of the one who stopped goes to the new speaker
+        assert set(api.request("GET", path)["info"]["selecting"]["selected"]) <= {
+            s["id"] for s in api.request("GET", f"/v1/rooms/{room}/streams")
+        }
+        api.request("DELETE", path)

@@ -106,10 +106,23 @@ def test_video_transcoding_and_analytics_processors_are_analytics_jobs(world):
     assert processors[transcoder.id]["info"]["transcoding"]["parameters"]["resolution"]["width"] == 320
     assert processors[transcoder.id]["inputs"]["video"] == [{"from": stream.id}]
     assert processors[analysis.json()["id"]]["type"] == "analytics"
-    # An unknown source stream, and audio selecting (not offered), are refused.
+    # An unknown source stream, and audio transcoding (the SFU's, per subscription), are refused.
     unknown = client.post(
         f"{BASE}/processors", {"type": "video", "participant": room.id, "transcoding": {"from": "nope"}}
     )
     assert unknown.status_code == 400
-    selecting = client.post(f"{BASE}/processors", {"type": "audio", "participant": room.id, "selecting": {}})
-    assert selecting.status_code == 400 and "not available" in selecting.json()["error"]["message"]
+    audio = client.post(f"{BASE}/processors", {"type": "audio", "participant": room.id, "transcoding": {}})
+    assert audio.status_code == 400 and "not available" in audio.json()["error"]["message"]
+
+
+def test_an_audio_selecting_processor_is_a_selecting_job(world):
+    client, room = world["client"], world["room"]
+    body = {"type": "audio", "participant": room.id, "selecting": {"activeStreamIds": ["a", "b"]}}
+    response = client.post(f"{BASE}/processors", body)
+    assert response.status_code == 200, response.json()
+    job = MediaJob.objects.get(id=response.json()["id"])
+    assert (job.kind, job.spec) == ("audio-selecting", {"count": 2})
+    processor = client.get(f"{BASE}/processors/{job.id}").json()
+    assert processor["type"] == "audio" and processor["info"]["selecting"]["id"] == job.id
+    default = client.post(f"{BASE}/processors", {"type": "audio", "participant": room.id, "selecting": {}})
+    assert MediaJob.objects.get(id=default.json()["id"]).spec == {"count": 3}
