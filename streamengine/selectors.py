@@ -240,7 +240,7 @@ def job_get(*, job_id: str, owner: str) -> MediaJob | None:
 
 
 PROCESSOR_KINDS = ("mixing", "analytics", "audio-selecting")
-PROCESSOR_FILTERS = {"type": "kind", "domain": "domain_id", "participant": "domain_id"}
+PROCESSOR_FILTERS = {"kind": "kind", "domain": "domain_id", "participant": "domain_id"}
 
 
 def processor_queryset(*, owner: str) -> QuerySet[MediaJob]:

@@ -106,6 +106,8 @@ def test_video_transcoding_and_analytics_processors_are_analytics_jobs(world):
     assert processors[transcoder.id]["info"]["transcoding"]["parameters"]["resolution"]["width"] == 320
     assert processors[transcoder.id]["inputs"]["video"] == [{"from": stream.id}]
     assert processors[analysis.json()["id"]]["type"] == "analytics"
+    filtered = client.get(f"{BASE}/processors", {"kind": "analytics", "domain": room.id}).json()
+    assert filtered["total"] == 2
     # An unknown source stream, and audio transcoding (the SFU's, per subscription), are refused.
     unknown = client.post(
         f"{BASE}/processors", {"type": "video", "participant": room.id, "transcoding": {"from": "nope"}}
