@@ -801,7 +801,8 @@ def _mixed_refresh(outbox: Outbox, domain_id: str, label: str, *, pinned: list[d
     """
     with transaction.atomic():
         mixed = (
-            Publication.objects.select_for_update()
+            # Only the publication's row is locked: PostgreSQL cannot lock the nullable side of a join.
+            Publication.objects.select_for_update(of=("self",))
             .select_related("domain", "participant__job")
             .filter(id=mixed_stream_id(domain_id, label), kind="mixed")
             .first()
