@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import math
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -116,6 +117,9 @@ class VideoCompositor:
         self.latest: dict[str, av.VideoFrame] = {}
         # A scaled input is reused until its next frame (inputs slower than the output).
         self.scaled: dict[str, tuple[av.VideoFrame, Placement, tuple]] = {}
+        # compose() runs in a worker thread: a layout change must not clear the canvas while
+        # a picture is being drawn with the old layout (the old regions would stay drawn).
+        self.lock = threading.Lock()
         self._clear()
 
     def _clear(self) -> None:
@@ -125,17 +129,19 @@ class VideoCompositor:
         self.v = np.full((self.height // 2, self.width // 2), v, np.uint8)
 
     def set_layout(self, layout: list[Placement]) -> None:
-        if layout != self.layout:
-            self.layout = layout
-            self.scaled.clear()
-            self._clear()  # regions that are gone show the background
+        with self.lock:
+            if layout != self.layout:
+                self.layout = layout
+                self.scaled.clear()
+                self._clear()  # regions that are gone show the background
 
     def update(self, stream: str, frame: av.VideoFrame) -> None:
         self.latest[stream] = frame
 
     def forget(self, stream: str) -> None:
-        self.latest.pop(stream, None)
-        self.scaled.pop(stream, None)
+        with self.lock:
+            self.latest.pop(stream, None)
+            self.scaled.pop(stream, None)
 
     def _fit(self, frame: av.VideoFrame, region: Placement) -> tuple:
         """(scaled Y, U, V, x, y) of ``frame`` in ``region`` per the fit policy."""
@@ -155,6 +161,10 @@ class VideoCompositor:
         return y, u, v, x, top
 
     def compose(self) -> av.VideoFrame:
+        with self.lock:
+            return self._compose()
+
+    def _compose(self) -> av.VideoFrame:
         for region in self.layout:
             frame = self.latest.get(region.stream)
             if frame is None:
