@@ -349,7 +349,7 @@ class SignalingSession:
                 "Invalid region: data must be {view, region}",
             )
             await services.mixed_set_region.acall(
-                publication_id=services.mixed_stream_id(self.domain_id, target["view"]),
+                publication_id=selectors.mixed_stream_id(self.domain_id, target["view"]),
                 stream_id=publication_id,
                 region_id=target["region"],
                 owner=self.participant_id,

@@ -62,6 +62,26 @@ class MixerInputs:
     users: int
 
 
+def mixed_stream_id(domain_id: str, label: str) -> str:
+    """A view's mixed stream: ``<roomId>-<label>``."""
+    return f"{domain_id}-{label}"
+
+
+def _has_track(publication: Publication, kind: str, *, active: bool = False) -> bool:
+    return any(
+        t["type"] == kind and (not active or t.get("status") == "active") for t in publication.media.get("tracks", [])
+    )
+
+
+def view_inputs(*, domain_id: str, label: str, kind: str, active: bool = False) -> list[str]:
+    """The ready forward streams in view ``label`` with a ``kind`` track (``active``: not muted), oldest first."""
+    return [
+        publication.id
+        for publication in domain_streams(domain_id=domain_id).exclude(kind="mixed")
+        if label in publication.info.get("inViews", []) and _has_track(publication, kind, active=active)
+    ]
+
+
 def mixer_inputs(*, domain_id: str, label: str) -> MixerInputs | None:
     domain = Domain.objects.filter(id=domain_id).first()
     if domain is None:
@@ -69,17 +89,11 @@ def mixer_inputs(*, domain_id: str, label: str) -> MixerInputs | None:
     view = next((v for v in domain.config.get("views") or [] if isinstance(v, dict) and v.get("label") == label), None)
     if view is None:
         return None
-    mixed = Publication.objects.filter(id=f"{domain_id}-{label}", kind="mixed").first()
-    audio = [
-        publication.id
-        for publication in domain_streams(domain_id=domain_id).exclude(kind="mixed")
-        if label in publication.info.get("inViews", [])
-        and any(t["type"] == "audio" and t.get("status") == "active" for t in publication.media.get("tracks", []))
-    ]
+    mixed = Publication.objects.filter(id=mixed_stream_id(domain_id, label), kind="mixed").first()
     return MixerInputs(
         view=view,
         layout=mixed.info.get("layout", []) if mixed else [],
-        audio=audio,
+        audio=view_inputs(domain_id=domain_id, label=label, kind="audio", active=True),
         users=domain_participants(domain_id=domain_id).count(),
     )
 
@@ -90,14 +104,13 @@ def room_voices(*, domain_id: str) -> list[str]:
     return [
         publication.id
         for publication in domain_streams(domain_id=domain_id).exclude(kind="mixed")
-        if publication.info.get("type") != "selecting"
-        and any(t["type"] == "audio" and t.get("status") == "active" for t in publication.media.get("tracks", []))
+        if publication.info.get("type") != "selecting" and _has_track(publication, "audio", active=True)
     ]
 
 
 def stream_region(*, domain_id: str, stream_id: str, label: str) -> str | None:
     """The id of the region stream ``stream_id`` has in view ``label``'s layout (``get-region``)."""
-    mixed = Publication.objects.filter(id=f"{domain_id}-{label}", kind="mixed").first()
+    mixed = Publication.objects.filter(id=mixed_stream_id(domain_id, label), kind="mixed").first()
     layout = mixed.info.get("layout", []) if mixed else []
     return next((entry["region"]["id"] for entry in layout if entry.get("stream") == stream_id), None)
 
@@ -250,29 +263,19 @@ def processor_queryset(*, owner: str) -> QuerySet[MediaJob]:
     )
 
 
-def processor_streams(job: MediaJob) -> tuple[dict, dict]:
+def processor_streams(job: MediaJob) -> tuple[dict, list[Publication]]:
     """(inputs, outputs) of a processor: ``{audio: [SinkTrack], video: [...], data: []}`` and the
-    source tracks of the stream it publishes."""
+    publications it makes (their tracks are its source tracks)."""
     inputs: dict[str, list] = {"audio": [], "video": [], "data": []}
-    outputs: dict[str, list] = {"audio": [], "video": [], "data": []}
     if job.kind == "mixing":
         state = mixer_inputs(domain_id=job.domain_id, label=job.spec["view"])
         if state is not None:
             inputs["video"] = [{"from": entry["stream"]} for entry in state.layout if entry.get("stream")]
             inputs["audio"] = [{"from": stream} for stream in state.audio]
-        mixed = Publication.objects.filter(id=f"{job.domain_id}-{job.spec['view']}", kind="mixed").first()
-        for track in mixed.media.get("tracks", []) if mixed else []:
-            outputs[track["type"]].append(
-                {key: track[key] for key in ("id", "format", "parameters", "status") if key in track}
-            )
+        outputs = Publication.objects.filter(id=mixed_stream_id(job.domain_id, job.spec["view"]), kind="mixed")
+        return inputs, list(outputs)
+    if job.kind == "analytics":
+        inputs["video"] = [{"from": job.spec["media"]["video"]["from"]}]
     else:
-        if job.kind == "analytics":
-            inputs["video"] = [{"from": job.spec["media"]["video"]["from"]}]
-        else:
-            inputs["audio"] = [{"from": stream} for stream in job.progress.get("inputs", [])]
-        for published in Publication.objects.filter(participant__job_id=job.id).order_by("created_at"):
-            for track in published.media.get("tracks", []):
-                outputs[track["type"]].append(
-                    {key: track[key] for key in ("id", "format", "parameters", "status") if key in track}
-                )
-    return inputs, outputs
+        inputs["audio"] = [{"from": stream} for stream in job.progress.get("inputs", [])]
+    return inputs, list(Publication.objects.filter(participant__job_id=job.id).order_by("created_at"))

@@ -316,7 +316,11 @@ class ProcessorOutputSerializer(serializers.Serializer):
         return processor_streams(job)[0]
 
     def get_outputs(self, job: MediaJob) -> dict:
-        return processor_streams(job)[1]
+        outputs: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+        for publication in processor_streams(job)[1]:
+            for kind, tracks in tracks_by_kind(publication.media, ("id", "format", "parameters", "status")).items():
+                outputs[kind] += tracks
+        return {**outputs, "data": []}
 
     def get_info(self, job: MediaJob) -> dict:
         if job.kind == "mixing":

@@ -346,7 +346,7 @@ def publication_create(
         domain = Domain.objects.select_for_update().get(id=participant.domain_id)
         mixing = job is not None and job.kind == "mixing"
         if mixing:
-            publication_id = mixed_stream_id(domain.id, job.spec["view"])
+            publication_id = selectors.mixed_stream_id(domain.id, job.spec["view"])
             _take_over_mixed(outbox, domain.id, publication_id)
         limit = domain.config.get("inputLimit", -1)
         inputs = domain.publications.exclude(kind="mixed")
@@ -742,10 +742,6 @@ def domain_place(*, domain_id: str, stale_after: float, only: str | None = None)
 # publication's ``info`` (the OWT MixedInfo), and the mixer renders what it says.
 
 
-def mixed_stream_id(domain_id: str, label: str) -> str:
-    return f"{domain_id}-{label}"
-
-
 def _views(config: dict) -> list[dict]:
     return [view for view in config.get("views") or [] if isinstance(view, dict) and view.get("label")]
 
@@ -784,16 +780,6 @@ def _take_over_mixed(outbox: Outbox, domain_id: str, publication_id: str) -> Non
         _stream_removed(outbox, domain_id, publication_id)
 
 
-def _view_inputs(domain_id: str, label: str, kind: str) -> list[str]:
-    """The ready forward streams in view ``label`` that have a ``kind`` track, oldest first."""
-    return [
-        publication.id
-        for publication in selectors.domain_streams(domain_id=domain_id).exclude(kind="mixed")
-        if label in publication.info.get("inViews", [])
-        and any(track["type"] == kind for track in publication.media.get("tracks", []))
-    ]
-
-
 def _mixed_refresh(outbox: Outbox, domain_id: str, label: str, *, pinned: list[dict] | None = None) -> None:
     """Recompute the view's layout from its inputs; announce ``video.layout`` if it changed.
 
@@ -804,7 +790,7 @@ def _mixed_refresh(outbox: Outbox, domain_id: str, label: str, *, pinned: list[d
             # Only the publication's row is locked: PostgreSQL cannot lock the nullable side of a join.
             Publication.objects.select_for_update(of=("self",))
             .select_related("domain", "participant__job")
-            .filter(id=mixed_stream_id(domain_id, label), kind="mixed")
+            .filter(id=selectors.mixed_stream_id(domain_id, label), kind="mixed")
             .first()
         )
         if mixed is None:
@@ -812,7 +798,7 @@ def _mixed_refresh(outbox: Outbox, domain_id: str, label: str, *, pinned: list[d
         job = mixed.participant.job if mixed.participant else None
         view = _view(mixed.domain.config, label)
         video = view.get("video") or {}
-        inputs = _view_inputs(domain_id, label, "video")
+        inputs = selectors.view_inputs(domain_id=domain_id, label=label, kind="video")
         active = mixed.info.get("activeInput")
         keep_primary = (
             video.get("keepActiveInputPrimary")

@@ -22,7 +22,6 @@ from channels.db import database_sync_to_async as sync_to_async
 from django.conf import settings
 
 from streamengine import selectors
-from streamengine import services as engine
 from streamengine.client import ConferenceClient, Session
 from streamengine.jobs.runtime import JobFailed, JobRunner
 from streamengine.jobs.services import MIXING_JOB_COST
@@ -157,7 +156,7 @@ class MixingJob(RoomInputsJob):
 
     async def start(self) -> None:
         self.label = self.spec["view"]
-        self.stream_id = engine.mixed_stream_id(self.job.domain_id, self.label)
+        self.stream_id = selectors.mixed_stream_id(self.job.domain_id, self.label)
         state = await sync_to_async(selectors.mixer_inputs)(domain_id=self.job.domain_id, label=self.label)
         if state is None:
             raise JobFailed(f"the room has no view {self.label!r}")
