@@ -125,6 +125,8 @@ class EgressOutputs(JobRunner):
                 started=self.started_at,
                 user=user,
             )
+            if self.job.attempt > 1:  # restarted after its worker died: the first part stays
+                name = f"{name}_part{self.job.attempt}"
             encoding = self.encoding
             outputs = [
                 LiveOutput(target, {"audio", "video"}, encoding.video, encoding.audio)
@@ -132,6 +134,8 @@ class EgressOutputs(JobRunner):
             ]
             compositor = VideoCompositor(encoding.width, encoding.height)
             file_set = self.file_sets[key] = FileSet(user, compositor, outputs)
+            # Wall-clock times of what the files hold (the status shows them next to the files).
+            self.result.setdefault("recording", {"started": time.time()})
         return file_set
 
     def _limits(self, elapsed: float) -> None:
@@ -156,6 +160,8 @@ class EgressOutputs(JobRunner):
         if self.closed:
             return
         self.closed = True
+        if "recording" in self.result:
+            self.result["recording"]["ended"] = time.time()
         await asyncio.gather(*(asyncio.to_thread(s.close) for s in self.file_sets.values()))
         self.result["files"] = await asyncio.to_thread(self._keep_files)
 
@@ -200,9 +206,9 @@ class EgressRoomJob(EgressOutputs, RoomInputsJob):
         payload = self.spec["payload"]
         self.individual = payload["layout"] == "individual"
         self.users = set(payload["users"]) or None
+        self.result["folder"] = str(self.folder)
         if not self.individual:
             self._file_set(COMPOSITE)
-        self.result = {"folder": str(self.folder)}
         self.renderers = [asyncio.create_task(self._render_video()), asyncio.create_task(self._render_audio())]
         for renderer in self.renderers:
             renderer.add_done_callback(self._renderer_ended)
@@ -323,8 +329,8 @@ class EgressWebJob(EgressOutputs):
             await self.capture.start()
         except WebCaptureFailed as exc:
             raise JobFailed(str(exc)) from exc
+        self.result["folder"] = str(self.folder)
         self.file_set = self._file_set(COMPOSITE)
-        self.result = {"folder": str(self.folder)}
         self.pump = asyncio.create_task(self._pump())
 
     async def _pump(self) -> None:

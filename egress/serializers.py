@@ -121,6 +121,9 @@ class TaskSerializer(serializers.ModelSerializer):
     payload = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     retry_count = serializers.SerializerMethodField()
+    recording = serializers.SerializerMethodField(
+        help_text="Wall-clock {started, ended} (Unix s) of what the files hold"
+    )
 
     class Meta:
         model = EgressTask
@@ -133,6 +136,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "payload",
             "progress",
             "retry_count",
+            "recording",
             "created_at",
             "started_at",
             "ended_at",
@@ -150,6 +154,9 @@ class TaskSerializer(serializers.ModelSerializer):
             return {}
         progress = task.job.progress
         return {key: progress[key] for key in ("duration", "outputs", "waiting", "last_error") if key in progress}
+
+    def get_recording(self, task: EgressTask) -> dict:
+        return task.job.result.get("recording", {}) if task.job is not None else {}
 
     def get_retry_count(self, task: EgressTask) -> int:
         return max(task.job.attempt - 1, 0) if task.job is not None else 0

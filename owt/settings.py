@@ -418,7 +418,8 @@ EGRESS_MAX_DURATION_SECONDS = int(os.environ.get("EGRESS_MAX_DURATION_SECONDS", 
 EGRESS_QUEUE_TIMEOUT_SECONDS = float(os.environ.get("EGRESS_QUEUE_TIMEOUT_SECONDS", "60"))
 EGRESS_WEBHOOK_ATTEMPTS = int(os.environ.get("EGRESS_WEBHOOK_ATTEMPTS", "6"))
 EGRESS_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("EGRESS_WEBHOOK_BACKOFF_SECONDS", "15"))
-EGRESS_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("EGRESS_WEBHOOK_TIMEOUT_SECONDS", "10"))
+# Short: a delivery holds a data worker while it waits (the retries are spaced out instead).
+EGRESS_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("EGRESS_WEBHOOK_TIMEOUT_SECONDS", "5"))
 # Streaming-ins pull URLs the API caller names, so the worker must not become a way into the
 # private network (SSRF): only these schemes ("file" reads the worker's disk: off unless
 # listed), and hosts resolving to private/loopback/link-local addresses only when allowed

@@ -10,6 +10,7 @@ never redelivered, and a worker killed mid-job is found by its lapsed lease
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -24,6 +25,7 @@ from django.utils import timezone
 from streamengine.exceptions import JobNotFound
 from streamengine.models import MediaJob
 
+logger = logging.getLogger(__name__)
 State = MediaJob.State
 HOLDING = (State.STARTING, State.RUNNING, State.STOPPING)
 # A view's mixer: four 640x360 inputs into one 640x480 VP8 picture at 24 fps (bench mixer).
@@ -36,7 +38,15 @@ job_state_changed = Signal()
 
 
 def _changed(job_id: str, kind: str) -> None:
-    transaction.on_commit(lambda: job_state_changed.send(sender=MediaJob, job_id=job_id, kind=kind))
+    transaction.on_commit(lambda: _announce_change(job_id, kind))
+
+
+def _announce_change(job_id: str, kind: str) -> None:
+    # A listener's failure is its own: the job's state is already written, and the engine's
+    # caller (the reaper, a worker) goes on with the next job.
+    for listener, outcome in job_state_changed.send_robust(sender=MediaJob, job_id=job_id, kind=kind):
+        if isinstance(outcome, Exception):
+            logger.error("media job %s: %r failed: %r", job_id, listener, outcome, exc_info=outcome)
 
 
 def worker_name() -> str:

@@ -276,6 +276,11 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def close(self) -> None:
+        """Stop answering and free the port (later deliveries are refused at once)."""
+        self.server.shutdown()
+        self.server.server_close()
+
 
 def test_webhook_deliveries_are_signed_retried_and_logged(egress, room):
     receiver = Receiver([500])
@@ -302,7 +307,7 @@ def test_webhook_deliveries_are_signed_retried_and_logged(egress, room):
     assert (
         announced["task_id"] == task.id and announced["status"] == "PROCESSING" and announced["app_id"] == egress.app_id
     )
-    receiver.server.shutdown()
+    receiver.close()
 
 
 def test_a_webhook_that_never_answers_fails_after_the_last_attempt(egress, room, settings):
