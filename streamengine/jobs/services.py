@@ -109,6 +109,7 @@ def job_claim(*, job_id: str, worker: str) -> MediaJob | None:
         MediaJob.objects.filter(id=job_id, state=State.PENDING).update(
             progress={**job.progress, "waiting": f"no CPU budget on {host} ({holding:.2f} cores held)"}
         )
+        _changed(job_id, job.kind)  # still pending, now saying why
         _enqueue(job_id, countdown=settings.MEDIA_JOB_RETRY_SECONDS)
         return None
     claimed = MediaJob.objects.filter(id=job_id, state=State.PENDING).update(
