@@ -5,11 +5,31 @@ Queues: ``media`` for jobs that decode/encode or last as long as a recording,
 """
 
 import os
+import uuid
 from pathlib import Path
 
 from celery import Celery, signals
+from kombu.transport import filesystem
+from kombu.utils.json import dumps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "owt.settings")
+
+
+def _put_whole(self: filesystem.Channel, queue: str, payload: dict, **kwargs: object) -> None:
+    """kombu's filesystem broker writes a message in place, and a worker polling at that
+    moment moves and reads it half-written (its lock is only taken by the writer): the
+    worker dies on the JSON ("Unrecoverable error: JSONDecodeError") and the message is lost.
+    Written under a name the readers skip, then renamed: a reader sees all of it or nothing."""
+    name = f"{int(round(filesystem.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+    partial = Path(self.data_folder_out) / f".{name}.partial"
+    try:
+        partial.write_bytes(dumps(payload).encode())
+        partial.rename(Path(self.data_folder_out) / name)
+    except OSError as exc:
+        raise filesystem.ChannelError(f"Cannot add file {name!r} to directory") from exc
+
+
+filesystem.Channel._put = _put_whole
 
 app = Celery("owt")
 app.config_from_object("django.conf:settings", namespace="CELERY")
