@@ -40,6 +40,7 @@ FRAME_BYTES = FRAME_SAMPLES * 2  # s16 mono
 # What the room side may have written ahead of PJSIP's clock: more is old audio, dropped.
 MAX_OUTBOUND_BYTES = FRAME_BYTES * 10
 SILENCE = bytes(FRAME_BYTES)
+PREBUFFER_BYTES = FRAME_BYTES * 3
 POLL_MS = 10
 
 
@@ -93,6 +94,7 @@ class PcmBuffer:
         self.pending = bytearray()
         self.lock = threading.Lock()
         self.underruns = 0
+        self.dry = True
 
     def write(self, pcm: bytes) -> None:
         """Beyond ``MAX_OUTBOUND_BYTES`` ahead the oldest audio is dropped (latency stays bounded)."""
@@ -106,10 +108,14 @@ class PcmBuffer:
             self.pending.clear()
 
     def take(self) -> bytes:
+        """The next 20 ms; after running dry, silence until ``PREBUFFER_BYTES`` are there again
+        (the room's audio arrives in bursts when the worker is busy: one gap, not many)."""
         with self.lock:
-            if len(self.pending) < FRAME_BYTES:
-                self.underruns += 1
+            if len(self.pending) < (PREBUFFER_BYTES if self.dry else FRAME_BYTES):
+                self.underruns += not self.dry
+                self.dry = True
                 return SILENCE
+            self.dry = False
             pcm = bytes(self.pending[:FRAME_BYTES])
             del self.pending[:FRAME_BYTES]
             return pcm
@@ -155,6 +161,7 @@ class SipCall(pj.Call):
         self.key = key
         self.hooks: CallHooks | None = None
         self.port: PcmPort | None = None
+        self.bridged_slot = pj.PJSUA_INVALID_ID
         self.ended = False
 
     def emit(self, event: CallEvent) -> None:
@@ -180,15 +187,21 @@ class SipCall(pj.Call):
             self.emit(CallEvent("state", "ended", info.lastStatusCode, info.lastReason))
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
-        if self.port is not None or self.hooks is None:
+        """Bridge the call's audio to our port; again whenever a re-INVITE recreates the stream
+        (a new conference slot: softphones often re-INVITE right after answering)."""
+        if self.hooks is None:
             return
         info = self.getInfo()  # held: its media vector's items point into it
         for index, media in enumerate(info.media):
             if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                self.port = PcmPort(self.hooks.outbound, self.hooks.on_pcm)
                 audio = self.getAudioMedia(index)
+                if audio.getPortId() == self.bridged_slot:
+                    return
+                if self.port is None:
+                    self.port = PcmPort(self.hooks.outbound, self.hooks.on_pcm)
                 audio.startTransmit(self.port)
                 self.port.startTransmit(audio)
+                self.bridged_slot = audio.getPortId()
                 self.emit(CallEvent("media", self.codec()))
                 return
 

@@ -7,6 +7,7 @@ signal's total power.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
 import socket
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from owt.localserver import free_port
 
 SCENARIOS = Path(__file__).parent / "sip"
 
@@ -42,6 +45,17 @@ def tone_share(samples: np.ndarray, rate: int, frequency: float) -> float:
     return float(power / (np.sum(samples * samples) * n / 2))
 
 
+def tone_blocks(samples: np.ndarray, rate: int, frequency: float, block_seconds: float = 0.1) -> float:
+    """The share of the signal's non-silent 100 ms blocks in which ``frequency`` dominates
+    (> half the power): a tone with a few gaps (a loaded machine) still counts as that tone."""
+    size = int(rate * block_seconds)
+    blocks = [samples[i : i + size] for i in range(0, len(samples) - size + 1, size)]
+    loud = [block for block in blocks if np.abs(block).max() > 500]
+    if not loud:
+        return 0.0
+    return sum(tone_share(block, rate, frequency) > 0.5 for block in loud) / len(loud)
+
+
 @contextlib.contextmanager
 def sipp_uas(scenario: str, var: Path) -> Iterator[tuple[subprocess.Popen, int]]:
     """sipp running ``sip/<scenario>.xml`` as the callee of one call, and its SIP port."""
@@ -57,6 +71,24 @@ def sipp_uas(scenario: str, var: Path) -> Iterator[tuple[subprocess.Popen, int]]
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+# PJSIP offers telephone-event/8000 as payload type 121; sipp's DTMF pcaps carry 101.
+PJSIP_DTMF_PAYLOAD_TYPE = 121
+
+
+def dtmf_pcaps(folder: Path) -> None:
+    """sipp's RFC 2833 pcaps of 1 and #, with PJSIP's payload type, as ``dtmf-1.pcap`` and
+    ``dtmf-pound.pcap`` in ``folder`` (where sipp runs: its scenarios name them)."""
+    for digit, name in (("1", "1"), ("pound", "pound")):
+        data = bytearray((Path("/usr/share/sip-tester") / f"dtmf_2833_{digit}.pcap").read_bytes())
+        offset = 24  # the pcap file header; then per packet a 16-byte header, Ethernet, IPv4, UDP, RTP
+        while offset < len(data):
+            length = int.from_bytes(data[offset + 8 : offset + 12], "little")
+            rtp = offset + 16 + 14 + 20 + 8
+            data[rtp + 1] = (data[rtp + 1] & 0x80) | PJSIP_DTMF_PAYLOAD_TYPE
+            offset += 16 + length
+        (folder / f"dtmf-{name}.pcap").write_bytes(bytes(data))
 
 
 def tone_wav(path: Path, frequency: float = 1000.0, seconds: float = 30.0, rate: int = 8000) -> Path:
@@ -88,7 +120,7 @@ class Baresip:
         self.folder = var / f"baresip-{free_udp_port()}"
         self.folder.mkdir()
         self.sip_port = free_udp_port()
-        self.ctrl_port = free_udp_port()
+        self.ctrl_port = free_port()
         config = [
             "poll_method epoll",
             f"sip_listen 127.0.0.1:{self.sip_port}",
@@ -105,7 +137,7 @@ class Baresip:
             "module_app account.so",
             "module_app menu.so",
             "module_app ctrl_tcp.so",
-            "net_interface lo",
+            "net_interface 127.0.0.1",
             "rtp_ports 30000-39999",
             "audio_buffer 20-160",
         ]
@@ -129,8 +161,6 @@ class Baresip:
             time.sleep(0.1)
 
     def command(self, command: str, params: str = "") -> None:
-        import json
-
         body = json.dumps({"command": command, "params": params, "token": "t"}).encode()
         with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=5) as ctrl:
             ctrl.sendall(f"{len(body)}:".encode() + body + b",")

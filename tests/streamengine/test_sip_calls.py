@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from owt.localserver import running_platform
-from streamengine.client import ConferenceClient
-from tests.streamengine.sip_peers import sipp_uas
+from streamengine.client import ConferenceClient, SyntheticAudioTrack
+from tests.streamengine.sip_peers import Baresip, dtmf_pcaps, read_wav, sipp_uas, tone_blocks, tone_wav
 from tests.streamengine.test_media_jobs import wait_state
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.media, pytest.mark.worker]
@@ -105,9 +105,10 @@ async def test_a_call_not_taken_fails_with_the_reason(platform, scenario, state,
         assert await asyncio.to_thread(sipp.wait, 10) == 0
 
 
-async def test_the_callee_hanging_up_ends_the_call(platform):
+async def test_the_callee_hanging_up_ends_the_call_and_its_dtmf_is_kept(platform):
     api = platform.api
     room = api.create_room("sip-hangup")["id"]
+    dtmf_pcaps(platform.var)
     with sipp_uas("uas_hangup", platform.var) as (sipp, port):
         created = dial(api, room, f"sip:service@127.0.0.1:{port}")
         path = f"/v1/rooms/{room}/sipcalls/{created['id']}"
@@ -115,4 +116,40 @@ async def test_the_callee_hanging_up_ends_the_call(platform):
         ended = await wait_state(api, path, {"finished", "failed"})
         assert ended["state"] == "finished" and ended["call"]["state"] == "hungup"
         assert ended["call"]["code"] == 200
+        assert [d["digit"] for d in ended["call"]["dtmf"]] == ["1", "#"]
         assert await asyncio.to_thread(sipp.wait, 10) == 0
+
+
+async def test_audio_flows_both_ways_with_a_softphone(platform, loopback_client):
+    """baresip answers and plays a 1 kHz tone: it is in the call's stream; alice's 600 Hz tone
+    is what baresip hears (its decoded-audio dump)."""
+    api = platform.api
+    room = api.create_room("sip-audio")["id"]
+    with Baresip(platform.var, tone_wav(platform.var / "tone-1k.wav", 1000)) as phone:
+        async with ConferenceClient(signaling(platform)) as alice:
+            await alice.join(api.create_token(room, user="alice", role="presenter"))
+            voice = await alice.publish([SyntheticAudioTrack(frequency=600)])
+            created = dial(api, room, phone.uri, audio={"from": voice.id})
+            path = f"/v1/rooms/{room}/sipcalls/{created['id']}"
+            await wait_call(api, path, {"connected"})
+            async with asyncio.timeout(10):
+                while (await asyncio.to_thread(api.request, "GET", path))["input"] is None:
+                    await asyncio.sleep(0.2)
+            heard = await alice.subscribe(created["id"], video=False)
+            samples = []
+            async with asyncio.timeout(20):
+                while sum(map(len, samples)) < 48000 * 1.5:
+                    frame = await heard.tracks["audio"].recv()
+                    samples.append(frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0])
+            received = np.concatenate(samples)[24000:]  # past the start of the call
+            assert tone_blocks(received, 48000, 1000) > 0.8
+            assert tone_blocks(received, 48000, 600) == 0
+            await asyncio.sleep(1)
+            api.request("DELETE", path)
+            ended = await wait_state(api, path, {"finished", "failed"})
+            assert ended["state"] == "finished" and ended["call"]["state"] == "hungup"
+    [recording] = phone.recordings()  # complete once baresip has quit
+    recorded, rate = read_wav(recording)
+    assert len(recorded) > rate  # more than a second of the call
+    assert tone_blocks(recorded[len(recorded) // 2 :], rate, 600) > 0.8
+    assert tone_blocks(recorded, rate, 1000) == 0
