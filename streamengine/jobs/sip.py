@@ -1,8 +1,8 @@
 """SIP call job (spec 5.7): a phone call bridged into the room, audio both ways.
 
-One job per call. A dial-out job calls ``peerURI`` from the room's SIP account (registered
-with the room's ``sip`` server when it has one, else a local ``sip:<room>@<worker>``
-identity); a dial-in job answers a call that a room's SIP agent (``SipAgentJob``) took in.
+One job per call. A dial-out job calls ``peerURI`` as the room's SIP account (the room's
+``sip`` username and server, answering that server's digest challenges with its password;
+else a local ``sip:<room>@<worker>`` identity). Dial-in is not built yet (docs/sip.md).
 The call's state (``calling``, ``ringing``, ``connected``, ``ended`` with the SIP status) is
 in ``progress.call``; so are the DTMF digits received (RFC 2833 or SIP INFO).
 
@@ -141,10 +141,7 @@ class SipCallJob(SubscribingJob):
         self.account: int | None = None
         self.key: int | None = None
         self.publication: Session | None = None
-        if self.spec["type"] == "dial-out":
-            await self._dial()
-        else:
-            await self._answer()
+        await self._dial()
         self.pumps.append(asyncio.create_task(self._follow()))
 
     async def _dial(self) -> None:
@@ -160,9 +157,6 @@ class SipCallJob(SubscribingJob):
         except Exception as exc:
             raise JobFailed(f"cannot call {self.spec['peerURI']}: {exc}") from exc
         self.deadline = time.monotonic() + settings.SIP_NO_ANSWER_SECONDS
-
-    async def _answer(self) -> None:
-        raise JobFailed("dial-in calls are answered by the room's SIP agent")
 
     async def _follow(self) -> None:
         """The call's events, in order: state changes, media, DTMF; the no-answer timeout."""
