@@ -171,3 +171,62 @@ class AnalyticsAbstractSerializer(serializers.Serializer):
         help_text="{duration, frames: {in, analysed, out, dropped}, events, last_event, recent_events, analysis_ms, cpu}"
     )
     reason = serializers.CharField(required=False, help_text="why it failed or ended")
+
+
+SIP_OUTPUT_PATH = re.compile(r"^/output(/media/audio/from)$")
+
+
+def sip_call_apply_patch(spec: dict, body: object, *, streams: dict[str, Publication]) -> dict:
+    """``PATCH`` of a SIP call (spec 5.7): the subscription's paths prefixed with ``/output``;
+    what the callee hears, ``/output/media/audio/from``, is the one an audio-only call has."""
+    operations = _operations(body)
+    for index, operation in enumerate(operations):
+        if not SIP_OUTPUT_PATH.match(operation["path"]):
+            raise InvalidRequest(f"[{index}].path: unsupported {operation['path']!r} (use /output/media/audio/from)")
+    patchable = copy.deepcopy(spec)
+    patchable["media"]["audio"] = patchable["media"]["audio"] or {"from": "", "status": "active"}
+    unprefixed = [{**operation, "path": operation["path"].removeprefix("/output")} for operation in operations]
+    return subscription_apply_patch(patchable, unprefixed, streams=streams, what="sip call")
+
+
+def sip_call_abstract(job: MediaJob, *, input_stream: dict | None) -> dict:
+    """owt-compat §8.6's ``{id, peer, type, input, output}`` (``input``: the callee's stream
+    once the call is connected, else null) plus the job's ``state``, ``call`` (its SIP state,
+    codec, DTMF received), ``progress`` and ``reason``."""
+    audio = job.spec["media"]["audio"]
+    abstract = {
+        "id": job.id,
+        "peer": job.spec["peerURI"],
+        "type": job.spec["type"],
+        "input": input_stream,
+        "output": {
+            "id": job.result.get("subscription", job.id),
+            "media": {"audio": {"from": audio["from"]} if audio else False, "video": False},
+        },
+        "state": job.state,
+        "call": job.progress.get("call", {"state": "pending"}),
+        "progress": {key: value for key, value in job.progress.items() if key != "call"},
+    }
+    if job.reason:
+        abstract["reason"] = job.reason
+    return abstract
+
+
+class SipCallAbstractSerializer(serializers.Serializer):
+    """The rendered form (documentation of :func:`sip_call_abstract`)."""
+
+    id = serializers.CharField(help_text="the call's id; also its input stream's")
+    peer = serializers.CharField(help_text="the peer's SIP URI")
+    type = serializers.ChoiceField(choices=("dial-in", "dial-out"))
+    input = serializers.DictField(
+        allow_null=True, help_text="the callee's audio as a stream of the room, once connected"
+    )
+    output = serializers.DictField(
+        help_text="{id, media: {audio: {from} | false, video: false}}: what the callee hears"
+    )
+    state = serializers.ChoiceField(choices=MediaJob.State.choices)
+    call = serializers.DictField(
+        help_text="{state: calling|ringing|connected|hungup|busy|no-answer|…, code, codec, dtmf}"
+    )
+    progress = serializers.DictField(help_text="{duration, audio: {received, dropped, underruns}}")
+    reason = serializers.CharField(required=False, help_text="why the call failed (busy, no answer …)")

@@ -16,6 +16,11 @@ properly; an id of the other kind: ``Delete type not match``, as OWT); ``GET …
 downloads a recording (MAuth, like every route here). The two kinds differ only in their
 wire format (:class:`JobKind`); the views are one pair.
 
+SIP calls (5.7) are server-side subscriptions too, that also publish the callee's audio:
+``POST`` dials out at once and answers with the call (``call.state`` follows: calling,
+ringing, connected …); ``PATCH /output/media/audio/from`` changes what the callee hears;
+``DELETE`` hangs up.
+
 Analytics are the same pair without PATCH: ``POST`` answers with the abstract at once (the
 stream it publishes, with the analytics' id, follows within seconds), ``DELETE`` stops the
 job, which unpublishes the stream.
@@ -40,10 +45,13 @@ from conference.exceptions import InvalidRequest
 from conference.job_serializers import (
     AnalyticsAbstractSerializer,
     RecordingAbstractSerializer,
+    SipCallAbstractSerializer,
     StreamingOutAbstractSerializer,
     analytics_abstract,
     recording_abstract,
     recording_apply_patch,
+    sip_call_abstract,
+    sip_call_apply_patch,
     streaming_out_abstract,
     streaming_out_apply_patch,
 )
@@ -57,8 +65,15 @@ from streamengine.jobs import services as jobs
 from streamengine.jobs.analytics import AnalyticsJob
 from streamengine.jobs.awaiting import StreamPending, awaiting_stream
 from streamengine.jobs.recording import RecordingJob
-from streamengine.jobs.requests import analytics_spec, recording_spec, streaming_in_spec, streaming_out_spec
+from streamengine.jobs.requests import (
+    analytics_spec,
+    recording_spec,
+    sip_call_spec,
+    streaming_in_spec,
+    streaming_out_spec,
+)
 from streamengine.jobs.runtime import JobRunner
+from streamengine.jobs.sip import SipCallJob
 from streamengine.jobs.streaming_in import StreamingInJob, check_source_url
 from streamengine.jobs.streaming_out import StreamingOutJob
 from streamengine.models import MediaJob, Publication
@@ -132,6 +147,39 @@ ANALYTICS = JobKind(
     name="Analytics",
     spec=analytics_spec,
     abstract=lambda job, *, streams, request: analytics_abstract(job),
+)
+
+
+SIP_CALL_EXAMPLE = OpenApiExample(
+    "call a phone; it hears the room's mixed audio",
+    value={"peerURI": "sip:alice@sip.example.org", "mediaIn": {"audio": True, "video": False}, "mediaOut": {}},
+    request_only=True,
+)
+
+
+def sip_call_spec_for(body: object, *, streams: dict[str, Publication]) -> dict:
+    """The callee hears the room's mixed audio unless ``mediaOut.audio.from`` says otherwise."""
+    mixed = sorted(
+        p.id
+        for p in streams.values()
+        if p.kind == "mixed" and any(t["type"] == "audio" for t in p.media.get("tracks", []))
+    )
+    common = next((stream for stream in mixed if stream.endswith("-common")), mixed[0] if mixed else None)
+    return sip_call_spec(body, streams=streams, default_audio=common)
+
+
+def render_sip_call(job: MediaJob, *, streams: dict[str, Publication], request: Request) -> dict:
+    publication = streams.get(job.result.get("stream", ""))
+    version = request.parser_context["kwargs"]["version"]
+    return sip_call_abstract(job, input_stream=render_stream(publication, version) if publication else None)
+
+
+SIP_CALLS = JobKind(
+    job=SipCallJob,
+    name="SIP call",
+    spec=sip_call_spec_for,
+    apply_patch=sip_call_apply_patch,
+    abstract=render_sip_call,
 )
 
 
@@ -343,5 +391,44 @@ class AnalyticsDetailView(SubscriptionDetailView):
         return super().get(request, version, room_id, job_id)
 
     @extend_schema(responses={200: None}, summary="Stop the analytics (its stream is unpublished)")
+    def delete(self, request: Request, version: str, room_id: str, job_id: str) -> HttpResponse:
+        return super().delete(request, version, room_id, job_id)
+
+
+@extend_schema(tags=["rooms: sip calls"])
+class SipCallListView(SubscriptionListView):
+    jobs = SIP_CALLS
+
+    @extend_schema(responses={200: SipCallAbstractSerializer(many=True)}, summary="SIP calls of the room")
+    def get(self, request: Request, version: str, room_id: str) -> Response:
+        return super().get(request, version, room_id)
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: SipCallAbstractSerializer},
+        examples=[SIP_CALL_EXAMPLE],
+        summary="Dial out: a media worker calls peerURI and bridges the call's audio into the room",
+    )
+    def post(self, request: Request, version: str, room_id: str) -> Response:
+        return super().post(request, version, room_id)
+
+
+@extend_schema(tags=["rooms: sip calls"])
+class SipCallDetailView(SubscriptionDetailView):
+    jobs = SIP_CALLS
+
+    @extend_schema(responses={200: SipCallAbstractSerializer}, summary="The call, its SIP state and DTMF received")
+    def get(self, request: Request, version: str, room_id: str, job_id: str) -> Response:
+        return super().get(request, version, room_id, job_id)
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: SipCallAbstractSerializer},
+        summary="Change what the callee hears (/output/media/audio/from)",
+    )
+    def patch(self, request: Request, version: str, room_id: str, job_id: str) -> Response:
+        return super().patch(request, version, room_id, job_id)
+
+    @extend_schema(responses={200: None}, summary="Hang up")
     def delete(self, request: Request, version: str, room_id: str, job_id: str) -> HttpResponse:
         return super().delete(request, version, room_id, job_id)

@@ -46,6 +46,8 @@ for version in ("v1", "v1.1"):
         ),
         *routes(f"{room}/analytics", job_views.AnalyticsListView, f"analytics-{suffix}", version),
         *routes(f"{room}/analytics/<str:job_id>", job_views.AnalyticsDetailView, f"analytic-{suffix}", version),
+        *routes(f"{room}/sipcalls", job_views.SipCallListView, f"sipcalls-{suffix}", version),
+        *routes(f"{room}/sipcalls/<str:job_id>", job_views.SipCallDetailView, f"sipcall-{suffix}", version),
         *routes(f"{room}/streaming-outs", job_views.StreamingOutListView, f"streaming-outs-{suffix}", version),
         *routes(
             f"{room}/streaming-outs/<str:job_id>", job_views.StreamingOutDetailView, f"streaming-out-{suffix}", version

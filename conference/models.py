@@ -15,7 +15,7 @@ from streamengine.models import object_id
 class Service(models.Model):
     id = models.CharField(primary_key=True, max_length=24, default=object_id)
     name = models.CharField(max_length=255, unique=True)
-    # Fernet token of the service key (see conference.crypto): MAuth verification needs
+    # Fernet token of the service key (see owt.crypto): MAuth verification needs
     # the key itself, so it cannot be hashed, only encrypted at rest.
     key_encrypted = models.TextField()
     is_super = models.BooleanField(default=False)

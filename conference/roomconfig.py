@@ -18,8 +18,8 @@ from typing import Any
 from rest_framework import serializers
 
 from conference import jsonpatch
-from conference.crypto import decrypt, encrypt
 from conference.exceptions import InvalidRequest
+from owt.crypto import decrypt, encrypt
 from owt.errors import describe_validation_error
 from streamengine.media.resolutions import NAMED_RESOLUTIONS
 
@@ -580,8 +580,19 @@ def decrypt_sip(config: dict) -> dict:
 
 def engine_config(config: dict) -> dict:
     """The engine's copy: only the settings the engine reads (limits, roles, media lists,
-    notifying, transcoding, and the views its mixers render). Layout templates stay as the
+    notifying, transcoding, the views its mixers render, and ``sip`` for the SIP jobs, its
+    password still encrypted). Layout templates stay as the
     room has them (base and custom): the mixer expands them, since expanding them here wrote
     megabytes that nothing read."""
-    keys = ("roles", "participantLimit", "inputLimit", "mediaIn", "mediaOut", "notifying", "transcoding", "views")
+    keys = (
+        "roles",
+        "participantLimit",
+        "inputLimit",
+        "mediaIn",
+        "mediaOut",
+        "notifying",
+        "transcoding",
+        "views",
+        "sip",
+    )
     return {key: copy.deepcopy(config[key]) for key in keys if key in config}

@@ -6,9 +6,9 @@ import logging
 
 from django.db.models import Prefetch, QuerySet
 
-from conference.crypto import UndecryptableSecret, decrypt
 from conference.exceptions import PermissionDenied, RoomNotFound, ServiceNotFound
 from conference.models import Room, Service
+from owt.crypto import UndecryptableSecret, decrypt
 from owt.mauth import MAuthFailed
 
 logger = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
 from conference import roomconfig
-from conference.crypto import UndecryptableSecret, decrypt, encrypt, reencrypt
 from conference.exceptions import EngineFailure, InvalidRequest, PermissionDenied, ServiceNotFound
 from conference.models import Room, Service
+from owt.crypto import UndecryptableSecret, decrypt, encrypt, reencrypt
 from streamengine import services as engine
 
 # --- services ------------------------------------------------------------------------
@@ -162,6 +162,10 @@ def secrets_reencrypt() -> int:
                 unreadable.append(f"room {room.id}")
                 continue
             room.save(update_fields=["config", "updated_at"])
+            # The engine's copy carries the ciphertext to the SIP jobs: re-encrypted with it.
+            engine.domain_configure(
+                domain_id=room.id, owner=room.service_id, config=roomconfig.engine_config(room.config)
+            )
             count += 1
         if unreadable:
             raise UndecryptableSecret(", ".join(unreadable))

@@ -12,6 +12,7 @@ worker joins with an internal credential of ours). Unlike the original, ``format
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from egress.models import EgressTask
@@ -44,6 +45,14 @@ class AudioSerializer(serializers.Serializer):
     bitrate = serializers.IntegerField(min_value=16, max_value=512, required=False, help_text="kbps")
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": ["hls", "mp4", "hls+mp4"]},
+            {"type": "array", "items": {"type": "string", "enum": list(FORMATS)}},
+        ]
+    }
+)
 class FormatField(serializers.Field):
     """``"hls"``, ``"mp4"``, ``"hls+mp4"`` or a list of them: the list of outputs."""
 

@@ -394,6 +394,14 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 # /health/ shows why a check failed only to staff sessions or with "Authorization: Bearer <token>".
 HEALTH_TOKEN = os.environ.get("HEALTH_TOKEN", "")
 
+# SIP calls (docs/sip.md): where each media worker's PJSIP listens (port 0: any free one; a
+# fixed port takes one worker process per host), the address written into SIP and SDP when
+# the bound one is not what peers reach, and how long a dial-out rings (OWT: about 88 s).
+SIP_BIND_ADDRESS = os.environ.get("SIP_BIND_ADDRESS", "0.0.0.0")
+SIP_PORT = int(os.environ.get("SIP_PORT", "0"))
+SIP_PUBLIC_ADDRESS = os.environ.get("SIP_PUBLIC_ADDRESS", "")
+SIP_NO_ANSWER_SECONDS = float(os.environ.get("SIP_NO_ANSWER_SECONDS", "88"))
+
 # --- streamengine: media jobs (recordings, streaming-outs, streaming-ins; docs/media-jobs.md) -----
 # A worker renews a job's lease every heartbeat; a lease not renewed for LEASE seconds means
 # the worker is gone: the job is offered again (up to MAX_ATTEMPTS runs) or failed.

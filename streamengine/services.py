@@ -51,10 +51,11 @@ JOB_SESSION_TYPES = {
     "mixing": "mixing",
     "analytics": "analytics",
     "audio-selecting": "selecting",
+    "sip": "sip",
 }
 # Job kinds whose one publication *is* the job (OWT: a streaming-in's id is its stream's, a
 # random decimal string): the publication takes the job's id, whatever id signaling chose.
-JOB_STREAM_KINDS = {"streaming-in", "analytics"}
+JOB_STREAM_KINDS = {"streaming-in", "analytics", "sip"}
 
 
 def job_session_type(kind: str) -> str:
@@ -62,7 +63,7 @@ def job_session_type(kind: str) -> str:
 
 
 # The job streams that enter the views like users' streams (an audio selector's slots do not).
-MIXED_JOB_KINDS = {"streaming-in", "analytics"}
+MIXED_JOB_KINDS = {"streaming-in", "analytics", "sip"}
 JOB_ROLE = {"role": "admin", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}}
 
 

@@ -3,7 +3,16 @@
 from streamengine.jobs.analytics import AnalyticsJob
 from streamengine.jobs.mixing import AudioSelectingJob, MixingJob
 from streamengine.jobs.recording import RecordingJob
+from streamengine.jobs.sip import SipCallJob
 from streamengine.jobs.streaming_in import StreamingInJob
 from streamengine.jobs.streaming_out import StreamingOutJob
 
-__all__ = ["AnalyticsJob", "AudioSelectingJob", "MixingJob", "RecordingJob", "StreamingInJob", "StreamingOutJob"]
+__all__ = [
+    "AnalyticsJob",
+    "AudioSelectingJob",
+    "MixingJob",
+    "RecordingJob",
+    "SipCallJob",
+    "StreamingInJob",
+    "StreamingOutJob",
+]

@@ -291,3 +291,67 @@ def analytics_spec(body: object, *, streams: dict[str, Publication]) -> dict:
     video = spec["media"]["video"]
     spec["media"] = {"audio": False, "video": {**video, "format": video.get("format") or {"codec": "vp8"}}}
     return with_sources(spec, streams)
+
+
+# SIP calls (spec 5.7, owt-compat §8.6). PJSIP's build here is audio only: video must be false.
+
+SIP_URI = re.compile(r"^sips?:[^\s@]+@[^\s@]+$|^sips?:[^\s@]+$")
+
+
+class SipMediaIn(StrictDict):
+    audio = serializers.BooleanField()
+    video = serializers.BooleanField()
+
+    def validate(self, data: dict) -> dict:
+        if data["audio"] is not True:
+            raise serializers.ValidationError({"audio": ["must be true for sip calls"]})
+        if data["video"]:
+            raise serializers.ValidationError({"video": ["video is not supported (audio-only SIP calls)"]})
+        return data
+
+
+class SipAudioOut(StrictDict):
+    def get_fields(self) -> dict:  # "from" is a Python keyword: declared here
+        fields = super().get_fields()
+        fields["from"] = serializers.CharField(max_length=64, required=False)
+        return fields
+
+
+class SipMediaOut(StrictDict):
+    audio = SipAudioOut(required=False)
+    video = serializers.JSONField(required=False)
+
+    def validate(self, data: dict) -> dict:
+        if data.get("video") not in (None, False):
+            raise serializers.ValidationError({"video": ["video is not supported (audio-only SIP calls)"]})
+        return data
+
+
+class SipCallRequest(StrictDict):
+    peerURI = serializers.CharField(max_length=512)  # noqa: N815
+    mediaIn = SipMediaIn()  # noqa: N815
+    mediaOut = SipMediaOut()  # noqa: N815
+
+    def validate_peerURI(self, value: str) -> str:  # noqa: N802
+        if not SIP_URI.match(value):
+            raise serializers.ValidationError("must be a sip: or sips: URI")
+        return value
+
+
+def sip_call_spec(body: object, *, streams: dict[str, Publication], default_audio: str | None) -> dict:
+    """Validate ``POST /sipcalls`` into a dial-out job spec. What the callee hears is
+    ``mediaOut.audio.from`` (a stream of the room with audio), else ``default_audio`` (the
+    room's mixed stream, if one is published), else nothing until a PATCH chooses one."""
+    request = validated(SipCallRequest, body)
+    source = (request["mediaOut"].get("audio") or {}).get("from") or default_audio
+    spec = {
+        "type": "dial-out",
+        "peerURI": request["peerURI"],
+        "media": {"audio": {"from": source} if source else False, "video": False},
+    }
+    if source:
+        try:
+            with_sources(spec, streams)
+        except InvalidJobRequest as exc:
+            raise InvalidJobRequest(f"mediaOut.{exc.message}") from exc
+    return spec

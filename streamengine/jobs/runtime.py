@@ -102,6 +102,23 @@ async def _joined(job: MediaJob) -> AsyncIterator[ConferenceClient | None]:
         yield client
 
 
+async def _start(runner: JobRunner, job: MediaJob, worker: str) -> bool:
+    """``runner.start()`` with the lease renewed meanwhile (a page capture's browser may take
+    longer than a lease to start); False if the job stopped being ours before it started."""
+    starting = asyncio.create_task(runner.start())
+    heartbeat = sync_to_async(services.job_heartbeat)
+    while True:
+        done, _ = await asyncio.wait({starting}, timeout=settings.MEDIA_JOB_HEARTBEAT_SECONDS)
+        if done:
+            starting.result()  # JobFailed: the job cannot start
+            return True
+        progress = {"starting": round(time.monotonic() - runner.started, 3)}
+        if await heartbeat(job_id=job.id, worker=worker, attempt=job.attempt, progress=progress, running=False) is None:
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return False
+
+
 async def _run(job: MediaJob, worker: str) -> None:
     runner_class = JobRunner.kinds.get(job.kind)
     if runner_class is None:
@@ -115,7 +132,9 @@ async def _run(job: MediaJob, worker: str) -> None:
         reaped_at = time.monotonic()
         record = sync_to_async(services.job_record_result)
         try:
-            await runner.start()
+            if not await _start(runner, job, worker):
+                logger.warning("media job %s is no longer ours; aborting", job.id)
+                return
             # What it writes is known before it is seen running.
             recorded = dict(runner.result)
             await record(job_id=job.id, worker=worker, attempt=job.attempt, result=recorded)

@@ -7,10 +7,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from conference.crypto import decrypt
 from conference.models import Room, Service
 from conference.services import service_bootstrap_super
 from owt.client import OwtApiError
+from owt.crypto import decrypt
 from streamengine.models import Domain
 
 

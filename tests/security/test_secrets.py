@@ -27,12 +27,11 @@ from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from conference import crypto
 from conference.models import Room, Service
 from conference.services import room_create, service_create
 from metrics import tokens as metrics_tokens
 from metrics.errors import PeermetricsError
-from owt import keys, mauth
+from owt import crypto, keys, mauth
 from owt.checks import check_secret_key, refuse_insecure_start
 from owt.localserver import ROOT, free_port, portal_env
 from owt.secret_key import DEVELOPMENT_SECRET_KEY, create_file, read_file
@@ -54,7 +53,7 @@ def hkdf(secret: str, purpose: str) -> bytes:
 
 
 def legacy_fernet(secret: str) -> Fernet:
-    """How conference.crypto derived its key before HKDF (data stored by earlier versions)."""
+    """How owt.crypto derived its key before HKDF (data stored by earlier versions)."""
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"owt.conference.secrets" + secret.encode()).digest()))
 
 
@@ -189,8 +188,9 @@ def test_reencrypt_command_moves_every_stored_secret_to_the_current_key(api_clie
     assert {new_only.decrypt(s.key_encrypted.encode()) for s in Service.objects.all()} == {b"tenant-key", b"legacy-key"}
     stored_room = Room.objects.get(id=room.id).config["sip"]["password"]["encrypted"]
     assert new_only.decrypt(stored_room.encode()) == b"sip-secret"
-    # The engine's copy of the room holds no SIP settings, so no second ciphertext to move.
-    assert "sip" not in Domain.objects.get(id=room.id).config
+    # The engine's copy of the room (read by the SIP jobs) moved with it, still encrypted.
+    engine_copy = Domain.objects.get(id=room.id).config["sip"]["password"]["encrypted"]
+    assert new_only.decrypt(engine_copy.encode()) == b"sip-secret"
     with override_settings(SECRET_KEY=NEW_KEY, SECRET_KEY_FALLBACKS=[]):
         assert mauth_get_rooms(api_client, service.id, "tenant-key").status_code == 200
 

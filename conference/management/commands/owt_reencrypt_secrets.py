@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from conference.crypto import UndecryptableSecret
 from conference.services import secrets_reencrypt
+from owt.crypto import UndecryptableSecret
 
 
 class Command(BaseCommand):

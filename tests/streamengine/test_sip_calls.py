@@ -1,0 +1,155 @@
+"""SIP calls end to end: a real media worker (PJSIP) calls real SIP peers on loopback.
+
+sipp plays the callee's part in each outcome (answers and plays G.711 RTP, busy, rings
+without answering, hangs up itself); baresip is a softphone that plays a 1 kHz tone from a
+WAV file and records what it hears, for the audio checks both ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from owt.localserver import running_platform
+from streamengine.client import ConferenceClient, SyntheticAudioTrack
+from tests.streamengine.sip_peers import Baresip, dtmf_pcaps, read_wav, sipp_uas, tone_blocks, tone_wav
+from tests.streamengine.test_media_jobs import wait_state
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.media, pytest.mark.worker]
+
+NO_ANSWER_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory):
+    with running_platform(
+        tmp_path_factory.mktemp("sip"), SIP_BIND_ADDRESS="127.0.0.1", SIP_NO_ANSWER_SECONDS=str(NO_ANSWER_SECONDS)
+    ) as running:
+        running.start_worker("media-1")
+        yield running
+
+
+def dial(api, room: str, uri: str, **media_out) -> dict:
+    body = {"peerURI": uri, "mediaIn": {"audio": True, "video": False}, "mediaOut": media_out}
+    return api.request("POST", f"/v1/rooms/{room}/sipcalls", json=body)
+
+
+async def wait_call(api, path: str, states: set[str], timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        call = await asyncio.to_thread(api.request, "GET", path)
+        if call["call"]["state"] in states:
+            return call
+        assert time.monotonic() < deadline, f"call still {call['call']['state']}: {call}"
+        await asyncio.sleep(0.2)
+
+
+def signaling(platform) -> str:
+    return f"{platform.url.replace('http', 'ws')}/ws/signaling/"
+
+
+async def test_dial_out_connects_publishes_the_callee_and_delete_hangs_up(platform, loopback_client):
+    api = platform.api
+    room = api.create_room("sip-dial-out")["id"]
+    with sipp_uas("uas_answer", platform.var) as (sipp, port):
+        created = dial(api, room, f"sip:service@127.0.0.1:{port}")
+        assert created["type"] == "dial-out" and created["peer"] == f"sip:service@127.0.0.1:{port}"
+        assert created["output"]["media"] == {"audio": False, "video": False}
+        path = f"/v1/rooms/{room}/sipcalls/{created['id']}"
+        call = await wait_call(api, path, {"connected"})
+        assert call["state"] == "running" and call["call"]["code"] == 200
+        async with asyncio.timeout(10):
+            while call["input"] is None:
+                call = await asyncio.to_thread(api.request, "GET", path)
+        assert call["input"]["id"] == created["id"] and call["input"]["type"] == "forward"
+        assert call["input"]["info"]["type"] == "sip"
+        assert [c["id"] for c in api.request("GET", f"/v1/rooms/{room}/sipcalls")] == [created["id"]]
+        async with ConferenceClient(signaling(platform)) as bob:
+            await bob.join(api.create_token(room, user="bob", role="viewer"))
+            listening = await bob.subscribe(created["id"], video=False)
+            loud = 0
+            async with asyncio.timeout(10):
+                while loud < 10:  # sipp's pcap is speech-like noise: not silence
+                    frame = await listening.tracks["audio"].recv()
+                    loud += int(np.abs(frame.to_ndarray()).max() > 500)
+        assert call["call"]["codec"] == "PCMA/8000"
+        api.request("DELETE", path)
+        ended = await wait_state(api, path, {"finished", "failed"})
+        assert ended["state"] == "finished" and ended["call"]["state"] == "hungup"
+        assert await asyncio.to_thread(sipp.wait, 10) == 0  # sipp got its BYE and answered it
+    streams = [s["id"] for s in api.request("GET", f"/v1/rooms/{room}/streams")]
+    assert created["id"] not in streams
+
+
+@pytest.mark.parametrize(
+    ("scenario", "state", "reason"),
+    [
+        ("uas_busy", "busy", "busy (486 Busy Here)"),
+        ("uas_no_answer", "no-answer", f"no answer within {NO_ANSWER_SECONDS} s"),
+    ],
+)
+async def test_a_call_not_taken_fails_with_the_reason(platform, scenario, state, reason):
+    api = platform.api
+    room = api.create_room(f"sip-{state}")["id"]
+    with sipp_uas(scenario, platform.var) as (sipp, port):
+        created = dial(api, room, f"sip:service@127.0.0.1:{port}")
+        path = f"/v1/rooms/{room}/sipcalls/{created['id']}"
+        if state == "no-answer":
+            await wait_call(api, path, {"ringing"})
+        ended = await wait_state(api, path, {"finished", "failed"})
+        assert ended["state"] == "failed" and ended["reason"] == reason
+        assert ended["call"]["state"] == state and ended["input"] is None
+        assert await asyncio.to_thread(sipp.wait, 10) == 0
+
+
+async def test_the_callee_hanging_up_ends_the_call_and_its_dtmf_is_kept(platform):
+    api = platform.api
+    room = api.create_room("sip-hangup")["id"]
+    dtmf_pcaps(platform.var)
+    with sipp_uas("uas_hangup", platform.var) as (sipp, port):
+        created = dial(api, room, f"sip:service@127.0.0.1:{port}")
+        path = f"/v1/rooms/{room}/sipcalls/{created['id']}"
+        await wait_call(api, path, {"connected"})
+        ended = await wait_state(api, path, {"finished", "failed"})
+        assert ended["state"] == "finished" and ended["call"]["state"] == "hungup"
+        assert ended["call"]["code"] == 200
+        assert [d["digit"] for d in ended["call"]["dtmf"]] == ["1", "#"]
+        assert await asyncio.to_thread(sipp.wait, 10) == 0
+
+
+async def test_audio_flows_both_ways_with_a_softphone(platform, loopback_client):
+    """baresip answers and plays a 1 kHz tone: it is in the call's stream; alice's 600 Hz tone
+    is what baresip hears (its decoded-audio dump)."""
+    api = platform.api
+    room = api.create_room("sip-audio")["id"]
+    with Baresip(platform.var, tone_wav(platform.var / "tone-1k.wav", 1000)) as phone:
+        async with ConferenceClient(signaling(platform)) as alice:
+            await alice.join(api.create_token(room, user="alice", role="presenter"))
+            voice = await alice.publish([SyntheticAudioTrack(frequency=600)])
+            created = dial(api, room, phone.uri, audio={"from": voice.id})
+            path = f"/v1/rooms/{room}/sipcalls/{created['id']}"
+            await wait_call(api, path, {"connected"})
+            async with asyncio.timeout(10):
+                while (await asyncio.to_thread(api.request, "GET", path))["input"] is None:
+                    await asyncio.sleep(0.2)
+            heard = await alice.subscribe(created["id"], video=False)
+            samples = []
+            async with asyncio.timeout(20):
+                while sum(map(len, samples)) < 48000 * 1.5:
+                    frame = await heard.tracks["audio"].recv()
+                    samples.append(frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0])
+            received = np.concatenate(samples)[24000:]  # past the start of the call
+            assert tone_blocks(received, 48000, 1000) > 0.8
+            assert tone_blocks(received, 48000, 600) == 0
+            await asyncio.sleep(1)
+            api.request("DELETE", path)
+            ended = await wait_state(api, path, {"finished", "failed"})
+            assert ended["state"] == "finished" and ended["call"]["state"] == "hungup"
+    [recording] = phone.recordings()  # complete once baresip has quit
+    recorded, rate = read_wav(recording)
+    assert len(recorded) > rate  # more than a second of the call
+    assert tone_blocks(recorded[len(recorded) // 2 :], rate, 600) > 0.8
+    assert tone_blocks(recorded, rate, 1000) == 0
