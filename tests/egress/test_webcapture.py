@@ -15,11 +15,13 @@ import os
 import signal
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
 from egress.webcapture import AUDIO_RATE, AUDIO_SAMPLES, WebCaptureFailed, WebPageCapture
 from owt.localserver import free_port, serving_directory
+from streamengine.media.live_output import LiveOutput, Target, VideoSettings
 from tests.streamengine.helpers import IN_LOOPBACK_NAMESPACE
 
 pytestmark = [pytest.mark.browser, IN_LOOPBACK_NAMESPACE]
@@ -135,6 +137,32 @@ async def test_page_picture_and_sound(page_url, webgl):
     assert np.sqrt(np.mean(left**2)) > 1000, "silence"
     spectrum = np.abs(np.fft.rfft(left * np.hanning(len(left))))
     assert abs(np.argmax(spectrum) * AUDIO_RATE / len(left) - 1000) < 20
+
+
+async def test_frames_encode_through_live_output(page_url, tmp_path):
+    """The frames' timestamps fit the platform's encoder: an MP4 of the page's size and rate,
+    as long as the capture, with moving pictures and the tone."""
+    path = tmp_path / "page.mp4"
+    output = LiveOutput(Target(str(path), "mp4"), {"video", "audio"}, VideoSettings(framerate=FRAMERATE))
+    async with WebPageCapture(page_url, width=WIDTH, height=HEIGHT, framerate=FRAMERATE, webgl=False) as capture:
+        deadline = asyncio.get_running_loop().time() + CAPTURE_SECONDS
+        async for kind, frame in capture.frames():
+            output.push(kind, frame)
+            if asyncio.get_running_loop().time() > deadline:
+                break
+    await asyncio.to_thread(output.close)
+    assert not output.failure
+
+    with av.open(str(path)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert (video.width, video.height) == (WIDTH, HEIGHT)
+        assert abs(video.average_rate - FRAMERATE) < FRAMERATE / 10  # frames / duration of a short file
+        assert abs(float(container.duration / av.time_base) - CAPTURE_SECONDS) < 1.0
+        pictures = [f.to_ndarray(format="gray").astype(int) for f in container.decode(video)]
+        container.seek(0)
+        sound = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio)])
+    assert np.abs(pictures[0] - pictures[-1]).mean() > 10
+    assert np.sqrt(np.mean(sound**2)) > 0.03  # fltp: full scale is 1.0; the tone plays at 0.3
 
 
 async def test_unreachable_url_fails_with_the_reason():
