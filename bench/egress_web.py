@@ -13,7 +13,8 @@ served on 127.0.0.1 and captured for ``--window`` seconds after a warm-up, each 
 Columns: delivered frames per second, *changed* frames per second (pictures that differ from
 the previous one: what the page really shows), and the CPU of everything the capture runs, in
 % of one core, split into the browser (Chromium + the Playwright driver), Xvfb, sound
-(pulseaudio + parec) and this Python process (the grab/decode thread, conversion, the loop).
+(pulseaudio + parec) and this Python process (the grab/decode thread, conversion, the loop), and how late the event loop wakes up
+(p99 of 10 ms sleeps: what the capture leaves to the job sharing its loop).
 The frames are consumed, not encoded (the encoder costs the same whichever path feeds it).
 
     python -m bench egress_web                               # ~2 min
@@ -34,7 +35,7 @@ import av
 import numpy as np
 from playwright.async_api import async_playwright
 
-from bench.report import emit
+from bench.report import emit, percentile
 from egress.webcapture import CHROMIUM, WebPageCapture, browser_args
 from owt.localserver import ROOT, serving_directory
 
@@ -86,14 +87,24 @@ class _Counter:
         self.previous = sample
 
 
+async def _loop_lag(until: float) -> list[float]:
+    """How late 10 ms sleeps wake up: what the capture leaves of the event loop (ms)."""
+    lags = []
+    while (now := time.monotonic()) < until:
+        await asyncio.sleep(0.01)
+        lags.append(1000 * (time.monotonic() - now - 0.01))
+    return lags
+
+
 async def _measure(counter: _Counter, warmup: float, window: float) -> dict:
     await asyncio.sleep(warmup)
     cpu, frames, changed, started = _tree_cpu(os.getpid()), counter.frames, counter.changed, time.monotonic()
-    await asyncio.sleep(window)
+    lags = await _loop_lag(started + window)
     after, wall = _tree_cpu(os.getpid()), time.monotonic() - started
     row = {
         "fps": (counter.frames - frames) / wall,
         "changed fps": (counter.changed - changed) / wall,
+        "loop lag p99 ms": percentile(lags, 0.99),
         "cpu %": 100 * (sum(after.values()) - sum(cpu.values())) / wall,
     }
     for group in ("browser", "xvfb", "sound", "python"):

@@ -78,7 +78,7 @@ BROWSER_ARGS = [
     "--test-type",  # no "unsupported command-line flag" bar over the page
 ]
 # WebGL in software (SwiftShader through ANGLE), or no 3D APIs and no GPU process at all.
-WEBGL_ARGS = ["--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+WEBGL_ARGS = ["--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-gpu-compositing"]
 NO_WEBGL_ARGS = ["--disable-gpu", "--disable-3d-apis", "--disable-webgl", "--disable-webgl2"]
 
 
