@@ -395,7 +395,8 @@ class WebPageCapture:
 
     async def _watch(self, child: _Child) -> None:
         code = await child.process.wait()
-        self._fail(f"{child.name} exited with status {code}{child.why()}")
+        how = f"was killed ({signal.Signals(-code).name})" if code < 0 else f"exited with status {code}{child.why()}"
+        self._fail(f"{child.name} {how}")
 
     # Capturing.
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -20,9 +23,9 @@ import numpy as np
 import pytest
 
 from egress.webcapture import AUDIO_RATE, AUDIO_SAMPLES, WebCaptureFailed, WebPageCapture
-from owt.localserver import free_port, serving_directory
+from owt.localserver import ROOT, free_port, serving_directory
 from streamengine.media.live_output import LiveOutput, Target, VideoSettings
-from tests.streamengine.helpers import IN_LOOPBACK_NAMESPACE
+from tests.streamengine.helpers import IN_LOOPBACK_NAMESPACE, wait_until
 
 pytestmark = [pytest.mark.browser, IN_LOOPBACK_NAMESPACE]
 
@@ -38,8 +41,8 @@ def page_url():
         yield f"{base}/index.html"
 
 
-def descendants() -> set[int]:
-    """Every live process below this one (Playwright's driver, Chromium's tree, Xvfb …)."""
+def descendants(root: int | None = None) -> set[int]:
+    """Every live process below ``root`` (this one): Playwright's driver, Chromium's tree, Xvfb …"""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -48,7 +51,7 @@ def descendants() -> set[int]:
             continue
         if fields[0] != "Z":
             children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, stack = set(), [os.getpid()]
+    found, stack = set(), [root or os.getpid()]
     while stack:
         for child in children.get(stack.pop(), []):
             found.add(child)
@@ -186,7 +189,42 @@ async def test_a_helper_dying_ends_the_frames_with_the_reason(page_url):
                 frames += 1
                 if frames == 5:
                     os.kill(xvfb, signal.SIGKILL)  # the display goes away under the browser
-        assert "exited" in failed.value.reason or "lost" in failed.value.reason, failed.value.reason
+        # Whichever notices first: the display server's exit, the grab, or the browser losing its display.
+        reason = failed.value.reason
+        assert reason == "Xvfb was killed (SIGKILL)" or "lost" in reason or reason == "the browser exited", reason
     finally:
         await capture.stop()
     assert naming(str(capture.workdir)) == set()
+
+
+CAPTURING_PROCESS = """
+import asyncio, sys
+from egress.webcapture import WebPageCapture
+
+async def main():
+    capture = WebPageCapture(sys.argv[1], width=320, height=240, framerate=10, webgl=False)
+    await capture.start()
+    print(capture.workdir, flush=True)
+    async for _ in capture.frames():
+        pass
+
+asyncio.run(main())
+"""
+
+
+def test_the_helpers_die_with_a_killed_capturing_process(page_url):
+    """A worker killed mid-capture (no stop()) leaves no Xvfb, PulseAudio, parec or Chromium."""
+    worker = subprocess.Popen(
+        [sys.executable, "-c", CAPTURING_PROCESS, page_url], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        workdir = worker.stdout.readline().strip()
+        assert workdir, "the capture did not start"
+        started = descendants(worker.pid)
+        names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in started}
+    finally:
+        worker.kill()
+        worker.wait()
+    assert {"Xvfb", "pulseaudio", "parec", "chromium"} <= names
+    wait_until(lambda: not alive(started), 10, f"helpers to die: {alive(started)}")
+    shutil.rmtree(workdir)  # what stop() would have removed
