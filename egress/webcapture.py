@@ -455,9 +455,6 @@ class WebPageCapture:
         if self._queue.qsize() >= self._queue_limit:
             self.dropped += 1  # the consumer (the encoder) is not keeping up
             return
-        self.frame_counts[kind] += 1
-        if kind == "video":
-            self._recent_video.append(time.monotonic())
         self._queue.put_nowait((kind, frame))
 
     def _fail(self, reason: str) -> None:
@@ -479,6 +476,10 @@ class WebPageCapture:
                 return
             if isinstance(item, WebCaptureFailed):
                 raise item
+            kind = item[0]
+            self.frame_counts[kind] += 1
+            if kind == "video":
+                self._recent_video.append(time.monotonic())
             yield item
 
     def progress(self) -> dict:
