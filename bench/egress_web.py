@@ -1,6 +1,6 @@
 """Web-page egress capture: CPU and frame rate of x11grab + PulseAudio vs CDP screencast.
 
-The test card of tests/egress/page (a picture that changes every repaint, a 1 kHz tone) is
+The test card egress/static/egress/testcard.html (a picture that changes every repaint, a 1 kHz tone) is
 served on 127.0.0.1 and captured for ``--window`` seconds after a warm-up, each way:
 
 * **x11grab**: ``egress.webcapture.WebPageCapture`` — Chromium in a private Xvfb, the display
@@ -39,7 +39,7 @@ from bench.report import emit, percentile
 from egress.webcapture import CHROMIUM, WebPageCapture, browser_args
 from owt.localserver import ROOT, serving_directory
 
-PAGE = ROOT / "tests" / "egress" / "page"
+CARD = ROOT / "egress" / "static" / "egress"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REPAINT_RATE = 60  # Chromium repaints an animated page at 60 Hz
 GROUPS = {"chromium": "browser", "chrome": "browser", "node": "browser", "Xvfb": "xvfb", "pulseaudio": "sound"}
@@ -180,11 +180,11 @@ def _one(path: str, url: str, width: int, height: int, args: argparse.Namespace)
 
 async def _run(args: argparse.Namespace) -> list[dict]:
     rows = []
-    with serving_directory(PAGE) as base:
+    with serving_directory(CARD) as base:
         for size in args.sizes.split(","):
             width, height = (int(n) for n in size.split("x"))
             for path in args.paths.split(","):
-                row = await _one(path, f"{base}/index.html", width, height, args)
+                row = await _one(path, f"{base}/testcard.html", width, height, args)
                 rows.append({"path": path, "size": size, "requested fps": args.fps} | row)
     return rows
 

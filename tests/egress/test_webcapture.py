@@ -1,6 +1,6 @@
 """The web-page capture (egress/webcapture.py) against a real Chromium, Xvfb and PulseAudio.
 
-The test card (``page/index.html``, served on 127.0.0.1) moves, plays a 1 kHz tone without a
+The test card (``egress/static/egress/testcard.html``, served on 127.0.0.1) moves, plays a 1 kHz tone without a
 gesture and paints markers the captured frames are checked for: WebGL (top-left square green,
 red without) and edge-to-edge size (bottom-right square yellow). Browser tests run in a
 loopback-only network namespace (bin/test):
@@ -29,7 +29,7 @@ from tests.streamengine.helpers import IN_LOOPBACK_NAMESPACE, wait_until
 
 pytestmark = [pytest.mark.browser, IN_LOOPBACK_NAMESPACE]
 
-PAGE = Path(__file__).resolve().parent / "page"
+CARD = ROOT / "egress" / "static" / "egress"
 WIDTH, HEIGHT, FRAMERATE = 320, 240, 15
 CAPTURE_SECONDS = 2.5
 RED, GREEN, YELLOW = (255, 0, 0), (0, 255, 0), (255, 255, 0)
@@ -37,8 +37,8 @@ RED, GREEN, YELLOW = (255, 0, 0), (0, 255, 0), (255, 255, 0)
 
 @pytest.fixture(scope="module")
 def page_url():
-    with serving_directory(PAGE) as base:
-        yield f"{base}/index.html"
+    with serving_directory(CARD) as base:
+        yield f"{base}/testcard.html"
 
 
 def descendants(root: int | None = None) -> set[int]:
