@@ -30,16 +30,22 @@ TARGET_FPS = 29.0
 
 
 def _tree_cpu_seconds(pid: int) -> float:
-    """CPU time of ``pid`` and its children (the prefork pool)."""
-    total = 0.0
+    """CPU time of ``pid`` and all its descendants (the prefork pool, a capture's browser)."""
+    parents, seconds = {}, {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(stat.parent.name) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        seconds[child] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    tree, grew = {pid}, True
+    while grew:
+        found = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(seconds.get(process, 0.0) for process in tree)
 
 
 def _spec(kind: str, stream: str) -> tuple[str, dict]:

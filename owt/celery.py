@@ -9,7 +9,10 @@ from pathlib import Path
 
 from celery import Celery, signals
 
+from owt import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "owt.settings")
+broker.install()  # the embedded broker writes its messages atomically
 
 app = Celery("owt")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -120,3 +120,64 @@ class ManagementClient:
         if preference is not None:
             body["preference"] = preference
         return self.request("POST", f"/{self.version}/rooms/{room_id}/tokens", json=body)
+
+
+class EgressApiError(Exception):
+    """An egress API error: ``{"error": "<text>", "request_id"?, "task_id"?}``."""
+
+    def __init__(self, status: int, body: Any):
+        self.status, self.body = status, body
+        message = body.get("error") if isinstance(body, dict) else body
+        super().__init__(f"HTTP {status}: {message}")
+
+
+class EgressClient:
+    """The egress API of one app (an OWT service: its id and key sign every request, MAuth)::
+
+    egress = EgressClient("http://127.0.0.1:8000", SERVICE_ID, SERVICE_KEY)
+    task = egress.start("rec1", {"layout": "flat", "channel": room_id, "format": "hls"})
+    egress.status(task["task_id"])["status"]          # ENQUEUED, PROCESSING, … SUCCESS
+    """
+
+    def __init__(self, base_url: str, app_id: str, key: str, *, http: httpx.Client | None = None) -> None:
+        self.signer = ManagementClient(base_url, app_id, key, http=http)
+        self.app_id = app_id
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
+        response = self.raw(method, path, json=json, params=params)
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else None
+        if response.status_code >= 400:
+            raise EgressApiError(response.status_code, body if body is not None else response.text)
+        return body if body is not None else response.content
+
+    def raw(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> httpx.Response:
+        """A signed request under ``/egress/v1/<app>``, the response as it came."""
+        signer = self.signer
+        return signer.http.request(
+            method,
+            f"{signer.base_url}/egress/v1/{self.app_id}{path}",
+            json=json,
+            params=params,
+            headers={"Authorization": signer.authorization()},
+        )
+
+    def start(self, request_id: str, payload: dict, cmd: str = "record") -> dict:
+        return self.request("POST", "/tasks", json={"request_id": request_id, "cmd": cmd, "payload": payload})
+
+    def status(self, task_id: str) -> dict:
+        return self.request("GET", f"/tasks/{task_id}")
+
+    def stop(self, task_id: str, request_id: str | None = None) -> dict:
+        return self.request("POST", f"/tasks/{task_id}/stop", json={"request_id": request_id} if request_id else {})
+
+    def tasks(self, **filters: str) -> list[dict]:
+        return self.request("GET", "/tasks", params=filters)
+
+    def files(self, task_id: str) -> list[dict]:
+        return self.request("GET", f"/tasks/{task_id}/files")
+
+    def download(self, task_id: str, name: str) -> bytes:
+        return self.request("GET", f"/tasks/{task_id}/files/{name}")
+
+    def set_webhook(self, url: str, secret: str | None = None) -> dict:
+        return self.request("PUT", "/webhook", json={"url": url, **({"secret": secret} if secret else {})})

@@ -225,6 +225,7 @@ CELERY_TASK_ROUTES = {
     "metrics.tasks.*": {"queue": "data"},
     "portal_stats.tasks.*": {"queue": "data"},
     "streamengine.tasks.*": {"queue": "data"},
+    "egress.tasks.*": {"queue": "data"},
 }
 CELERY_TIMEZONE = "UTC"
 # Every periodic job, in one place (run by exactly one `celery beat`).
@@ -255,6 +256,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 2.0,
         "options": {"expires": 2},
     },
+    # Egress tasks no media worker took in time end TIMEOUT.
+    "egress-time-out-queued": {"task": "egress.tasks.time_out_queued", "schedule": 5.0, "options": {"expires": 5}},
 }
 CELERY_RESULT_EXPIRES = 24 * 3600
 
@@ -403,6 +406,20 @@ MEDIA_JOB_CPU_BUDGET = float(os.environ.get("MEDIA_JOB_CPU_BUDGET", str(round((o
 MEDIA_JOB_RETRY_SECONDS = float(os.environ.get("MEDIA_JOB_RETRY_SECONDS", "2"))
 MEDIA_JOB_PENDING_RESEND_SECONDS = float(os.environ.get("MEDIA_JOB_PENDING_RESEND_SECONDS", "10"))
 MEDIA_JOB_MAX_SECONDS = int(os.environ.get("MEDIA_JOB_MAX_SECONDS", str(24 * 3600)))
+# Modules whose JobRunner kinds a media worker runs besides the engine's own (apps above the
+# engine register theirs here: the engine never imports them).
+MEDIA_JOB_MODULES = ["egress.jobs"]
+
+# --- Egress (docs/egress.md) --------------------------------------------------
+EGRESS_REGION = os.environ.get("EGRESS_REGION", "local")  # the {region} of filename patterns
+# A task's maximum duration (payload max_duration_s may ask less): it then ends TIMEOUT.
+EGRESS_MAX_DURATION_SECONDS = int(os.environ.get("EGRESS_MAX_DURATION_SECONDS", str(MEDIA_JOB_MAX_SECONDS)))
+# A task no media worker took within this long ends TIMEOUT (no worker had the CPU for it).
+EGRESS_QUEUE_TIMEOUT_SECONDS = float(os.environ.get("EGRESS_QUEUE_TIMEOUT_SECONDS", "60"))
+EGRESS_WEBHOOK_ATTEMPTS = int(os.environ.get("EGRESS_WEBHOOK_ATTEMPTS", "6"))
+EGRESS_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("EGRESS_WEBHOOK_BACKOFF_SECONDS", "15"))
+# Short: a delivery holds a data worker while it waits (the retries are spaced out instead).
+EGRESS_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("EGRESS_WEBHOOK_TIMEOUT_SECONDS", "5"))
 # Streaming-ins pull URLs the API caller names, so the worker must not become a way into the
 # private network (SSRF): only these schemes ("file" reads the worker's disk: off unless
 # listed), and hosts resolving to private/loopback/link-local addresses only when allowed

@@ -167,7 +167,8 @@ class MediaJob(models.Model):
 
     id = models.CharField(primary_key=True, max_length=32)
     kind = models.CharField(max_length=32, db_index=True, help_text="recording | streaming-out | streaming-in")
-    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="jobs")
+    # None: a job that joins no room (an egress web page capture).
+    domain = models.ForeignKey(Domain, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
     # What to do: the resource's request (media sources, container, url, parameters, connection).
     spec = models.JSONField(default=dict)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)

@@ -108,6 +108,39 @@ def room_voices(*, domain_id: str) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class UserStream:
+    """A ready stream a room user publishes, with the kinds of track it carries."""
+
+    id: str
+    user: str
+    audio: bool
+    video: bool
+
+
+def user_streams(*, domain_id: str, users: Container[str] | None = None) -> list[UserStream]:
+    """The ready streams the room's users publish (``users``: only theirs), oldest first.
+
+    Not the room's mixed streams nor the streams of its media jobs (a streaming-in, an
+    analytics output): what a recorder of "the users" records."""
+    publications = (
+        domain_streams(domain_id=domain_id)
+        .exclude(kind="mixed")
+        .filter(participant__isnull=False, participant__job__isnull=True)
+        .select_related("participant")
+    )
+    return [
+        UserStream(
+            id=publication.id,
+            user=publication.participant.user,
+            audio=_has_track(publication, "audio"),
+            video=_has_track(publication, "video"),
+        )
+        for publication in publications
+        if users is None or publication.participant.user in users
+    ]
+
+
 def stream_region(*, domain_id: str, stream_id: str, label: str) -> str | None:
     """The id of the region stream ``stream_id`` has in view ``label``'s layout (``get-region``)."""
     mixed = Publication.objects.filter(id=mixed_stream_id(domain_id, label), kind="mixed").first()

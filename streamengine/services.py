@@ -42,7 +42,8 @@ from streamengine.outbox import Outbox, engine_write
 from streamengine.tokens import TokenString, sign
 
 MISSED_HEARTBEATS = 3
-# The type (OWT ``info.type``) of the sessions a media job's participant makes, by job kind.
+# The type (OWT ``info.type``) of the sessions a media job's participant makes, by job kind;
+# the kinds of apps above the engine (egress) record, so their sessions are recordings.
 JOB_SESSION_TYPES = {
     "recording": "recording",
     "streaming-out": "streaming",
@@ -54,6 +55,12 @@ JOB_SESSION_TYPES = {
 # Job kinds whose one publication *is* the job (OWT: a streaming-in's id is its stream's, a
 # random decimal string): the publication takes the job's id, whatever id signaling chose.
 JOB_STREAM_KINDS = {"streaming-in", "analytics"}
+
+
+def job_session_type(kind: str) -> str:
+    return JOB_SESSION_TYPES.get(kind, "recording")
+
+
 # The job streams that enter the views like users' streams (an audio selector's slots do not).
 MIXED_JOB_KINDS = {"streaming-in", "analytics"}
 JOB_ROLE = {"role": "admin", "publish": {"audio": True, "video": True}, "subscribe": {"audio": True, "video": True}}
@@ -373,7 +380,7 @@ def publication_create(
             # unmix takes it out.
             info = {
                 "owner": "admin" if job else participant.id,
-                "type": JOB_SESSION_TYPES[job.kind] if job else "webrtc",
+                "type": job_session_type(job.kind) if job else "webrtc",
                 "inViews": [view["label"] for view in _views(domain.config)]
                 if job is None or job.kind in MIXED_JOB_KINDS
                 else [],
@@ -434,7 +441,7 @@ def subscription_create(
     if len(sources) != 1:
         raise Unauthorized("All tracks of a subscription must come from one stream")
     publication_id = sources.pop()
-    kind = JOB_SESSION_TYPES[participant.job.kind] if participant.job else "webrtc"
+    kind = job_session_type(participant.job.kind) if participant.job else "webrtc"
     subscription = Subscription.objects.create(
         id=subscription_id,
         kind=kind,

@@ -1,5 +1,7 @@
 """Celery jobs of the stream engine: media jobs (queue ``media``) and housekeeping (queue ``data``)."""
 
+from importlib import import_module
+
 from celery import shared_task
 from django.conf import settings
 
@@ -26,6 +28,9 @@ def run_media_job(job_id: str) -> str:
     """Run one media job (recording, streaming-out, streaming-in…) to its end."""
     from streamengine.jobs import kinds  # noqa: F401  (registers the job kinds)
     from streamengine.jobs.runtime import run_job
+
+    for module in settings.MEDIA_JOB_MODULES:  # the kinds of the apps above the engine
+        import_module(module)
 
     return run_job(job_id)
 

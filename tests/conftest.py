@@ -59,3 +59,14 @@ def fresh_throttle_history():
     from django.core.cache import caches
 
     caches[settings.OWT_THROTTLE_CACHE].clear()
+
+
+@pytest.fixture
+def loopback_client():
+    """This process's aiortc clients gather loopback candidates only, like the portal's node
+    (tests against a portal in another process: daphne, the platform's processes)."""
+    from streamengine.media.ice import use_host_addresses
+
+    use_host_addresses(["127.0.0.1"])
+    yield
+    use_host_addresses([])

@@ -87,17 +87,24 @@ class RecordingJob(SubscribingJob):
         await asyncio.to_thread(self._store)
 
     def _store(self) -> None:
-        """Hand the closed file to the ``recordings`` storage unless it was written there."""
-        store = storages["recordings"]
         local = self.muxer.path
         if not local.is_file():
             return
-        name = f"{self.job.domain_id}/{local.name}"
-        if isinstance(store, FileSystemStorage) and Path(store.path(name)).resolve() == local.resolve():
+        saved, moved = keep_file(local, f"{self.job.domain_id}/{local.name}")
+        if not moved:
             return  # the default: written in place
-        with local.open("rb") as file:
-            saved = store.save(name, File(file))
-        local.unlink()
-        self.result["storage"] = {"host": type(store).__name__, "file": saved}
+        self.result["storage"] = {"host": type(storages["recordings"]).__name__, "file": saved}
         self.result["stored"] = saved
         self.result["files"] = [saved if f == str(local) else f for f in self.result.get("files", [])]
+
+
+def keep_file(local: Path, name: str) -> tuple[str, bool]:
+    """Hand a closed file to the ``recordings`` storage as ``name`` unless it was written there
+    (the default). Returns the name it is kept under, and whether it was moved there."""
+    store = storages["recordings"]
+    if isinstance(store, FileSystemStorage) and Path(store.path(name)).resolve() == local.resolve():
+        return name, False
+    with local.open("rb") as file:
+        saved = store.save(name, File(file))
+    local.unlink()
+    return saved, True

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import ClassVar
 
 from channels.db import database_sync_to_async as sync_to_async
@@ -56,7 +57,7 @@ class JobRunner:
         if "kind" in cls.__dict__:
             JobRunner.kinds[cls.kind] = cls
 
-    def __init__(self, job: MediaJob, client: ConferenceClient) -> None:
+    def __init__(self, job: MediaJob, client: ConferenceClient | None) -> None:
         self.job = job
         self.spec = job.spec
         self.client = client
@@ -84,7 +85,21 @@ class JobRunner:
 
 
 def _job_token(job: MediaJob) -> str:
-    return engine.token_create(domain_id=job.domain_id, user=f"{job.kind}-{job.id}", role="admin", job_id=job.id)
+    # The participant's user name: the spec's ``participant`` (an egress task's workerUid), else kind-id.
+    user = job.spec.get("participant") or f"{job.kind}-{job.id}"
+    return engine.token_create(domain_id=job.domain_id, user=user, role="admin", job_id=job.id)
+
+
+@contextlib.asynccontextmanager
+async def _joined(job: MediaJob) -> AsyncIterator[ConferenceClient | None]:
+    """The job's room, joined through the portal's signaling; None for a job with no room."""
+    if job.domain_id is None:
+        yield None
+        return
+    token = await sync_to_async(_job_token)(job)
+    async with ConferenceClient(settings.OWT_INTERNAL_SIGNALING_URL) as client:
+        await client.join(token)
+        yield client
 
 
 async def _run(job: MediaJob, worker: str) -> None:
@@ -93,9 +108,7 @@ async def _run(job: MediaJob, worker: str) -> None:
         raise JobFailed(f"unknown job kind {job.kind!r}")
     use_ice_servers(json.loads(settings.ICE_SERVERS_JSON or "[]"))
     use_host_addresses(settings.MEDIA_HOST_ADDRESSES)
-    token = await sync_to_async(_job_token)(job)
-    async with ConferenceClient(settings.OWT_INTERNAL_SIGNALING_URL) as client:
-        await client.join(token)
+    async with _joined(job) as client:
         runner = runner_class(job, client)
         heartbeat = sync_to_async(services.job_heartbeat)
         failure = ""

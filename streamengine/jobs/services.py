@@ -10,6 +10,7 @@ never redelivered, and a worker killed mid-job is found by its lapsed lease
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -18,15 +19,34 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
+from django.dispatch import Signal
 from django.utils import timezone
 
 from streamengine.exceptions import JobNotFound
 from streamengine.models import MediaJob
 
+logger = logging.getLogger(__name__)
 State = MediaJob.State
 HOLDING = (State.STARTING, State.RUNNING, State.STOPPING)
 # A view's mixer: four 640x360 inputs into one 640x480 VP8 picture at 24 fps (bench mixer).
 MIXING_JOB_COST = 1.0
+
+# Sent (``job_id``, ``kind``) after a job's state changed, in whichever process changed it
+# (REST, a worker, the reaper): the apps above the engine (egress) follow their jobs with
+# it, since the engine never imports them.
+job_state_changed = Signal()
+
+
+def _changed(job_id: str, kind: str) -> None:
+    transaction.on_commit(lambda: _announce_change(job_id, kind))
+
+
+def _announce_change(job_id: str, kind: str) -> None:
+    # A listener's failure is its own: the job's state is already written, and the engine's
+    # caller (the reaper, a worker) goes on with the next job.
+    for listener, outcome in job_state_changed.send_robust(sender=MediaJob, job_id=job_id, kind=kind):
+        if isinstance(outcome, Exception):
+            logger.error("media job %s: %r failed: %r", job_id, listener, outcome, exc_info=outcome)
 
 
 def worker_name() -> str:
@@ -48,8 +68,9 @@ def _enqueue(job_id: str, countdown: float = 0) -> None:
     transaction.on_commit(lambda: run_media_job.apply_async((job_id,), countdown=countdown))
 
 
-def job_create(*, domain_id: str, kind: str, spec: dict, cost: float) -> MediaJob:
-    """A new ``pending`` job; a media worker is asked to run it once this commits."""
+def job_create(*, domain_id: str | None, kind: str, spec: dict, cost: float) -> MediaJob:
+    """A new ``pending`` job; a media worker is asked to run it once this commits. A job with
+    no ``domain_id`` joins no room (an egress web page capture)."""
     job = MediaJob.objects.create(
         id=str(secrets.randbelow(10**18 - 10**17) + 10**17),  # OWT's random decimal ids
         kind=kind,
@@ -97,7 +118,10 @@ def job_claim(*, job_id: str, worker: str) -> MediaJob | None:
         lease_until=_lease(),
         started_at=timezone.now(),
     )
-    return MediaJob.objects.get(id=job_id) if claimed else None
+    if not claimed:
+        return None
+    _changed(job_id, job.kind)
+    return MediaJob.objects.get(id=job_id)
 
 
 def _held(job_id: str, worker: str, attempt: int):
@@ -108,11 +132,13 @@ def job_heartbeat(*, job_id: str, worker: str, attempt: int, progress: dict, run
     """Renew the lease and record progress; the row as it is now, or None if the job is no longer ours."""
     changes = {"lease_until": _lease(), "progress": progress}
     held = _held(job_id, worker, attempt)
-    if running:
-        held.filter(state=State.STARTING).update(state=State.RUNNING)
+    started = running and held.filter(state=State.STARTING).update(state=State.RUNNING)
     if not held.update(**changes):
         return None
-    return MediaJob.objects.filter(id=job_id).first()
+    job = MediaJob.objects.filter(id=job_id).first()
+    if started and job is not None:
+        _changed(job_id, job.kind)
+    return job
 
 
 def job_end(*, job_id: str, worker: str, attempt: int, failed: str = "", result: dict | None = None) -> None:
@@ -120,13 +146,14 @@ def job_end(*, job_id: str, worker: str, attempt: int, failed: str = "", result:
     job = MediaJob.objects.filter(id=job_id).first()
     if job is None:
         return
-    _held(job_id, worker, attempt).update(
+    if _held(job_id, worker, attempt).update(
         state=State.FAILED if failed else State.FINISHED,
         reason=failed or job.reason,
         result={**job.result, **(result or {})},
         lease_until=None,
         ended_at=timezone.now(),
-    )
+    ):
+        _changed(job_id, job.kind)
 
 
 def job_record_result(*, job_id: str, worker: str, attempt: int, result: dict) -> None:
@@ -138,7 +165,9 @@ def job_record_result(*, job_id: str, worker: str, attempt: int, result: dict) -
             job.save(update_fields=["result"])
 
 
-def job_stop(*, job_id: str, domain_id: str | None = None, kind: str | None = None) -> MediaJob:
+def job_stop(
+    *, job_id: str, domain_id: str | None = None, kind: str | None = None, reason: str = "stopped"
+) -> MediaJob:
     """Stop a job (REST DELETE): a pending one ends at once, a running one within a heartbeat."""
     jobs = MediaJob.objects.filter(id=job_id)
     if domain_id is not None:
@@ -148,8 +177,10 @@ def job_stop(*, job_id: str, domain_id: str | None = None, kind: str | None = No
     job = jobs.first()
     if job is None:
         raise JobNotFound()
-    jobs.filter(state=State.PENDING).update(state=State.FINISHED, reason="stopped", ended_at=timezone.now())
-    jobs.filter(state__in=(State.STARTING, State.RUNNING)).update(state=State.STOPPING, reason="stopped")
+    if jobs.filter(state=State.PENDING).update(
+        state=State.FINISHED, reason=reason, ended_at=timezone.now()
+    ) + jobs.filter(state__in=(State.STARTING, State.RUNNING)).update(state=State.STOPPING, reason=reason):
+        _changed(job_id, job.kind)
     return MediaJob.objects.get(id=job_id)
 
 
@@ -181,6 +212,7 @@ def job_reap_expired() -> list[str]:
                 progress={**job.progress, "last_error": f"{lost}; restarting (attempt {job.attempt + 1})"},
             ):
                 _enqueue(job.id)
+                _changed(job.id, job.kind)
                 changed.append(job.id)
         elif MediaJob.objects.filter(id=job.id, worker=job.worker, attempt=job.attempt, state=job.state).update(
             state=State.FAILED if job.state != State.STOPPING else State.FINISHED,
@@ -188,6 +220,7 @@ def job_reap_expired() -> list[str]:
             lease_until=None,
             ended_at=now,
         ):
+            _changed(job.id, job.kind)
             changed.append(job.id)
     # A message lost between a worker receiving it and claiming the job (the worker died).
     for job_id in MediaJob.objects.filter(state=State.PENDING, lease_until__lt=now).values_list("id", flat=True):

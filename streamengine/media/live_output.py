@@ -33,11 +33,11 @@ import av
 
 logger = logging.getLogger(__name__)
 
-AUDIO_RATE = 48000
+AUDIO_RATE = 48000  # the default output rate
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 MAX_REPEATED_SECONDS = 1.0  # a longer video gap stays a gap instead of a frozen frame
 BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
-DRIFT_SAMPLES = AUDIO_RATE // 5  # audio this far off the timeline is resynchronised
+DRIFT_SECONDS = 0.2  # audio this far off the timeline is resynchronised
 QUEUE_FRAMES = 120  # ~1.5 s of audio + video: more means the encoder cannot keep up
 
 
@@ -60,6 +60,18 @@ class VideoSettings:
     framerate: int = 30
     bitrate: int = 0  # bits/s; 0: picked from the output size
     keyframe_seconds: float = 2.0
+    # Hold the bitrate (x264 CBR with HRD filler) instead of spending less on easy pictures:
+    # what a recording asked at a bitrate (egress) is expected to carry.
+    constant_bitrate: bool = False
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """The AAC encoder's parameters; bitrate 0: the encoder's default."""
+
+    rate: int = AUDIO_RATE
+    channels: int = 2
+    bitrate: int = 0  # bits/s
 
 
 def default_bitrate(width: int, height: int, framerate: int) -> int:
@@ -67,12 +79,16 @@ def default_bitrate(width: int, height: int, framerate: int) -> int:
     return max(100_000, int(width * height * framerate * 0.11))
 
 
-def _silence(samples: int) -> av.AudioFrame:
-    frame = av.AudioFrame(format="fltp", layout="stereo", samples=samples)
+def _silence(samples: int, audio: AudioSettings) -> av.AudioFrame:
+    frame = av.AudioFrame(format="fltp", layout=_layout(audio), samples=samples)
     for plane in frame.planes:
         plane.update(bytes(plane.buffer_size))
-    frame.sample_rate = AUDIO_RATE
+    frame.sample_rate = audio.rate
     return frame
+
+
+def _layout(audio: AudioSettings) -> str:
+    return "mono" if audio.channels == 1 else "stereo"
 
 
 class _Clock:
@@ -95,10 +111,13 @@ class _Clock:
 
 
 class LiveOutput:
-    def __init__(self, target: Target, kinds: set[str], video: VideoSettings) -> None:
+    def __init__(
+        self, target: Target, kinds: set[str], video: VideoSettings, audio: AudioSettings | None = None
+    ) -> None:
         self.target = target
         self.kinds = kinds
         self.video = video
+        self.audio = audio or AudioSettings()
         self.started = time.monotonic()
         self.clocks: dict[str, _Clock] = {}
         self.frames = dict.fromkeys(kinds, 0)
@@ -185,7 +204,10 @@ class LiveOutput:
             self.streams["video"] = stream
             self.encoder_key = None  # the new output starts with a keyframe of a new encoder
         if "audio" in self.kinds:
-            self.streams["audio"] = self.output.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+            stream = self.output.add_stream("aac", rate=self.audio.rate, layout=_layout(self.audio))
+            if self.audio.bitrate:
+                stream.codec_context.bit_rate = self.audio.bitrate
+            self.streams["audio"] = stream
             self.audio_pts = None
 
     def _size(self, frame: av.VideoFrame | None) -> tuple[int, int]:
@@ -211,6 +233,9 @@ class LiveOutput:
             # no global header, so SPS/PPS precede every keyframe and a later encoder may
             # change the size mid-stream.
             encoder.options = {"preset": "veryfast", "tune": "zerolatency"}
+            if settings.constant_bitrate:
+                rate = str(encoder.bit_rate)
+                encoder.options |= {"nal-hrd": "cbr", "maxrate": rate, "minrate": rate, "bufsize": rate}
             self.encoder, self.encoder_key = encoder, key
         return self.encoder
 
@@ -241,16 +266,17 @@ class LiveOutput:
         # The encoder wants gapless samples, the timeline wants the media time: a source that
         # falls behind (a new source, lost packets) is padded with silence, one that runs
         # ahead loses frames until the timeline catches up.
-        wanted = round(seconds * AUDIO_RATE)
+        rate = self.audio.rate
+        wanted = round(seconds * rate)
         if self.audio_pts is None:
             self.audio_pts = wanted
-        elif wanted - self.audio_pts > DRIFT_SAMPLES:
-            self._encode_audio(_silence(wanted - self.audio_pts))
-        elif self.audio_pts - wanted > DRIFT_SAMPLES:
+        elif wanted - self.audio_pts > DRIFT_SECONDS * rate:
+            self._encode_audio(_silence(wanted - self.audio_pts, self.audio))
+        elif self.audio_pts - wanted > DRIFT_SECONDS * rate:
             return
         source = (frame.format.name, frame.layout.name, frame.sample_rate)
         if source != self.resampled_from:
-            self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+            self.resampler = av.AudioResampler(format="fltp", layout=_layout(self.audio), rate=rate)
             self.resampled_from = source
         frame.pts = None
         for resampled in self.resampler.resample(frame):
@@ -258,7 +284,7 @@ class LiveOutput:
         self.frames["audio"] += 1
 
     def _encode_audio(self, frame: av.AudioFrame) -> None:
-        frame.pts, frame.time_base = self.audio_pts, fractions.Fraction(1, AUDIO_RATE)
+        frame.pts, frame.time_base = self.audio_pts, fractions.Fraction(1, self.audio.rate)
         self.audio_pts += frame.samples
         self._mux("audio", self.streams["audio"].encode(frame))
 

@@ -138,14 +138,3 @@ async def published_pair(pair):
     subscription = await pair.bob.subscribe(publication.id, audio=False, encoded=True)
     await asyncio.wait_for(subscription.frames.get(), 10)
     return PublishedPair(**vars(pair), publication=publication, subscription=subscription)
-
-
-@pytest.fixture
-def loopback_client():
-    """This process's aiortc clients gather loopback candidates only, like the portal's node
-    (tests against a portal in another process: daphne, the platform's processes)."""
-    from streamengine.media.ice import use_host_addresses
-
-    use_host_addresses(["127.0.0.1"])
-    yield
-    use_host_addresses([])
