@@ -14,7 +14,8 @@ Columns: delivered frames per second, *changed* frames per second (pictures that
 the previous one: what the page really shows), and the CPU of everything the capture runs, in
 % of one core, split into the browser (Chromium + the Playwright driver), Xvfb, sound
 (pulseaudio + parec) and this Python process (the grab/decode thread, conversion, the loop), and how late the event loop wakes up
-(p99 of 10 ms sleeps: what the capture leaves to the job sharing its loop).
+(p99 of 10 ms sleeps: what the capture leaves to the job sharing its loop); for x11grab also
+how long ``start()`` (display, sound, browser, page load) and ``stop()`` take.
 The frames are consumed, not encoded (the encoder costs the same whichever path feeds it).
 
     python -m bench egress_web                               # ~2 min
@@ -116,21 +117,24 @@ async def x11grab(
     url: str, width: int, height: int, framerate: int, *, audio: bool, webgl: bool, window: float
 ) -> dict:
     counter = _Counter()
-    async with WebPageCapture(
-        url, width=width, height=height, framerate=framerate, webgl=webgl, audio=audio
-    ) as capture:
+    capture = WebPageCapture(url, width=width, height=height, framerate=framerate, webgl=webgl, audio=audio)
+    started = time.monotonic()
+    await capture.start()
+    start_seconds = time.monotonic() - started
 
-        async def consume() -> None:
-            async for kind, frame in capture.frames():
-                if kind == "video":
-                    counter.add(frame)
+    async def consume() -> None:
+        async for kind, frame in capture.frames():
+            if kind == "video":
+                counter.add(frame)
 
-        consumer = asyncio.create_task(consume())
-        try:
-            row = await _measure(counter, 2.0, window)
-        finally:
-            consumer.cancel()
-        row["dropped"] = capture.progress()["dropped"]
+    consumer = asyncio.create_task(consume())
+    try:
+        row = await _measure(counter, 2.0, window)
+    finally:
+        consumer.cancel()
+        started = time.monotonic()
+        await capture.stop()
+    row |= {"dropped": capture.progress()["dropped"], "start s": start_seconds, "stop s": time.monotonic() - started}
     return row
 
 
@@ -167,7 +171,6 @@ async def screencast(url: str, width: int, height: int, framerate: int, *, webgl
             await session.send("Page.stopScreencast")
         finally:
             await browser.close()
-    row["dropped"] = 0
     return row
 
 
