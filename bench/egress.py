@@ -10,7 +10,7 @@ one heartbeat), 1.00 = real time.
 
 * ``composite``: ``flat`` layout, 2 users → 1280x720 30 fps H.264 2 Mbit/s + AAC, HLS
   (the issue's goal: ≤ 1 core);
-* ``freestyle``: the platform's test card page (``/egress/testcard``, a moving pattern and a
+* ``freestyle``: the platform's test card page (``/static/egress/testcard.html``, a moving picture and a
   tone) rendered by Chromium at 1280x720, recorded at the same settings.
 
     python -m bench egress                 # ~1 min
@@ -107,7 +107,12 @@ async def _run(args) -> None:
             composite = {"layout": "flat", "channel": room, "format": "hls", "video": VIDEO}
             rows.append(await _measure(platform, worker, egress, "composite", composite, args.window))
         if args.web:
-            page = {"layout": "freestyle", "url": f"{platform.url}/egress/testcard", "format": "hls", "video": VIDEO}
+            page = {
+                "layout": "freestyle",
+                "url": f"{platform.url}/static/egress/testcard.html",
+                "format": "hls",
+                "video": VIDEO,
+            }
             rows.append(await _measure(platform, worker, egress, "freestyle", page, args.window))
     notes = {"inputs": "2 x 640x360 30 fps VP8 + Opus (composite)", "goal": "composite <= 1 core at 1.00x real time"}
     emit("egress", rows, notes=notes)

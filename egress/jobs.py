@@ -29,6 +29,7 @@ import av
 from channels.db import database_sync_to_async as sync_to_async
 
 from egress.outputs import Encoding, base_name, file_kind, storage_prefix, targets, task_folder
+from egress.webcapture import WebCaptureFailed, WebPageCapture
 from streamengine import selectors as engine_selectors
 from streamengine.jobs.mixing import RoomInputsJob
 from streamengine.jobs.recording import keep_file
@@ -311,12 +312,10 @@ class EgressWebJob(EgressOutputs):
 
     def __init__(self, *args: object) -> None:
         super().__init__(*args)
-        self.capture = None
+        self.capture: WebPageCapture | None = None
         self.pump: asyncio.Task | None = None
 
     async def start(self) -> None:
-        from egress.webcapture import WebCaptureFailed, WebPageCapture
-
         payload = self.spec["payload"]
         self.capture = WebPageCapture(
             payload["url"],

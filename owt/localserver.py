@@ -9,12 +9,15 @@ the Celery data and media workers and beat beside it (:func:`running_platform`),
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +35,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class _QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@contextmanager
+def serving_directory(root: Path) -> Iterator[str]:
+    """Serve ``root``'s files over HTTP on a free loopback port from a thread; yields the base URL."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietFileHandler, directory=str(root))
+    )
+    threading.Thread(target=server.serve_forever, name="serving-directory", daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass(frozen=True)
