@@ -29,12 +29,13 @@ from streamengine.jobs import services as jobs
 from streamengine.models import MediaJob
 
 Status = EgressTask.Status
-# What a 1280x720 30 fps H.264 encode (veryfast) costs, in cores (bench egress), and what
-# each decoded input and a page's renderer add: a worker takes a task only if its CPU budget
-# holds it (streamengine.jobs.services.job_claim), so it never runs one slower than real time.
-ENCODE_720P30_COST = 0.55
-INPUT_DECODE_COST = 0.08
-PAGE_RENDER_COST = 0.5
+# What a 1280x720 30 fps H.264 encode (veryfast) costs, in cores, and what each decoded input
+# and a page's renderer add (bench egress: 2 inputs composited 0.42 core, a page 0.61): a
+# worker takes a task only if its CPU budget holds it (streamengine.jobs.services.job_claim),
+# so it never runs one slower than real time.
+ENCODE_720P30_COST = 0.35
+INPUT_DECODE_COST = 0.05
+PAGE_RENDER_COST = 0.3
 
 
 def new_task_id(cmd: str, channel: str, request_id: str) -> str:
