@@ -5,6 +5,8 @@ import pytest
 from owt.client import ManagementClient, OwtApiError
 from owt.localserver import manage, portal_env, running_portal
 
+pytestmark = pytest.mark.embedded
+
 
 @pytest.fixture
 def server(tmp_path):

@@ -21,7 +21,7 @@ from streamengine.client import ConferenceClient, SyntheticAudioTrack, Synthetic
 from tests.egress.test_api import Receiver
 from tests.streamengine.test_media_jobs import ffprobe
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.media, pytest.mark.worker]
+pytestmark = [pytest.mark.timeout(240), pytest.mark.media, pytest.mark.worker, pytest.mark.embedded]
 
 RED, GREEN = (255, 0, 0), (0, 255, 0)
 VIDEO = {"width": 640, "height": 360, "frameRate": 30, "bitrate": 600}

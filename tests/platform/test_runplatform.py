@@ -32,6 +32,7 @@ def test_an_explicit_portal_host_wins():
     assert child_environment({"OWT_PORTAL_HOST": ""}, "0.0.0.0", 9000)["OWT_PORTAL_HOST"] == "127.0.0.1:9000"
 
 
+@pytest.mark.embedded
 def test_children_hand_out_tokens_for_the_port_given(tmp_path):
     """A child started with runplatform's environment for ``--port 9000`` mints tokens for
     port 9000 and lets the page's WebSocket reach it (CSP connect-src, served over TLS)."""

@@ -137,6 +137,7 @@ def test_an_unreachable_throttle_cache_is_a_503_in_peermetrics_format(api_client
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.embedded
 def test_chunked_bodies_are_read_under_daphne(tmp_path, settings):
     """A real daphne: a chunked POST (no Content-Length) is parsed, and the size limit still holds."""
     env = portal_env(tmp_path, MAX_REQUEST_BODY_BYTES="4096")

@@ -16,10 +16,13 @@ import signal
 import sqlite3
 
 import httpx
+import pytest
 
 from owt.localserver import manage, portal_env, running_portal
 from owt.mauth import build_header
 from streamengine.tokens import TokenString
+
+pytestmark = pytest.mark.embedded
 
 WRITERS_PER_KIND = 4
 LOAD_SECONDS = 2.0  # before the kill; every writer also stops after MAX_WRITES

@@ -260,6 +260,7 @@ def run_python(env: dict, code: str) -> str:
     return completed.stdout
 
 
+@pytest.mark.embedded
 def test_key_file_is_private_never_replaced_and_read_by_the_settings(tmp_path):
     path = tmp_path / "var" / "secret_key"
     key = create_file(path)
@@ -273,6 +274,7 @@ def test_key_file_is_private_never_replaced_and_read_by_the_settings(tmp_path):
     assert run_python(env, read).strip() == key
 
 
+@pytest.mark.embedded
 def test_first_embedded_start_generates_the_key_and_encrypts_under_it(tmp_path):
     env = {**portal_env(tmp_path), "PYTHONUNBUFFERED": "1"}
     env.pop("SECRET_KEY", None)
@@ -308,6 +310,7 @@ def test_first_embedded_start_generates_the_key_and_encrypts_under_it(tmp_path):
 PRODUCTION = {"OWT_ENV": "production", "OWT_TLS": "1", "SECRET_KEY": NEW_KEY, "ALLOWED_HOSTS": "owt.example.org"}
 
 
+@pytest.mark.embedded
 def test_production_with_tls_passes_check_deploy(tmp_path):
     completed = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy"],
@@ -317,6 +320,7 @@ def test_production_with_tls_passes_check_deploy(tmp_path):
     assert "no issues" in completed.stdout
 
 
+@pytest.mark.embedded
 def test_tls_headers_cookies_and_csp(tmp_path):
     code = """
 import json, django

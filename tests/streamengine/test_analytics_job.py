@@ -19,7 +19,7 @@ from streamengine.media.analytics.frames import GREEN, YuvImage
 from streamengine.media.analytics.motion import MotionDetector
 from tests.streamengine.test_media_jobs import wait_state
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.media, pytest.mark.worker]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.media, pytest.mark.worker, pytest.mark.embedded]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from owt.localserver import running_platform
 from streamengine.client import ConferenceClient, SyntheticAudioTrack, SyntheticVideoTrack
 
-pytestmark = [pytest.mark.timeout(180), pytest.mark.media, pytest.mark.worker]
+pytestmark = [pytest.mark.timeout(180), pytest.mark.media, pytest.mark.worker, pytest.mark.embedded]
 
 
 @pytest.fixture(scope="module")

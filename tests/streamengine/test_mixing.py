@@ -19,7 +19,7 @@ from streamengine.client import ConferenceClient, SyntheticAudioTrack, Synthetic
 from streamengine.media.passthrough import is_keyframe
 from tests.streamengine.test_media_jobs import ffprobe
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.media, pytest.mark.worker]
+pytestmark = [pytest.mark.timeout(240), pytest.mark.media, pytest.mark.worker, pytest.mark.embedded]
 
 RED, GREEN, BLUE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (0, 0, 0)
 # Centres of the 2x2 fluid template's regions on the 640x480 mixed picture.

@@ -7,9 +7,12 @@ import json
 import signal
 import sqlite3
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from owt.localserver import manage, portal_env, running_portal
+
+pytestmark = pytest.mark.embedded
 
 ROOM = "a" * 24
 

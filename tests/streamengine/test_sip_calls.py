@@ -18,7 +18,7 @@ from streamengine.client import ConferenceClient, SyntheticAudioTrack
 from tests.streamengine.sip_peers import Baresip, dtmf_pcaps, read_wav, sipp_uas, tone_blocks, tone_wav
 from tests.streamengine.test_media_jobs import wait_state
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.media, pytest.mark.worker]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.media, pytest.mark.worker, pytest.mark.embedded]
 
 NO_ANSWER_SECONDS = 2
 

@@ -20,7 +20,7 @@ from streamengine.client import SyntheticVideoTrack
 from streamengine.sdkflow import SdkFlowClient
 from streamengine.sio import socketio_application
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.embedded]
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from owt.localserver import free_port, running_platform
 from streamengine.client import ConferenceClient
 from tests.streamengine.rtsp_server import pattern_file, rtsp_source, wait_listening
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.media, pytest.mark.worker]
+pytestmark = [pytest.mark.timeout(240), pytest.mark.media, pytest.mark.worker, pytest.mark.embedded]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from owt.localserver import free_port, running_platform
 from streamengine.client import ConferenceClient, SyntheticAudioTrack, SyntheticVideoTrack
 from tests.streamengine.test_media_jobs import wait_state
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.media, pytest.mark.worker]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.media, pytest.mark.worker, pytest.mark.embedded]
 
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 NGINX_CONF = """
