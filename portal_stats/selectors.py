@@ -21,6 +21,7 @@ from portal_stats.errors import (
 from portal_stats.models import (
     ALL,
     BROWSERS,
+    RESOLUTIONS,
     STEP_DAY,
     STEP_HOUR,
     STEP_MINUTE,
@@ -126,7 +127,6 @@ METRICS: dict[str, str] = {
     "webrtc.offload_percent": _offload("webrtc_"),
 }
 
-RESOLUTION_NAMES = {STEP_MINUTE: "minute", STEP_HOUR: "hour", STEP_DAY: "day"}
 _RANGE_RE = re.compile(r"(\d{1,12})-(\d{1,12})\Z")
 
 
@@ -143,7 +143,7 @@ class TimeSeries:
 
     @property
     def resolution(self) -> str:
-        return RESOLUTION_NAMES[self.step]
+        return RESOLUTIONS[self.step]
 
     def to_json(self) -> str:
         """``[[value, ts], ...]`` as JSON text, built directly from strings.
