@@ -149,6 +149,7 @@ LANDING_LINKS = (
     ("Demo: quick call", "/demo/quick", "create a room and join it from two tabs"),
     ("Demo: join with a token", "/demo/", "join a room with a token from the management API"),
     ("peermetrics dashboard", "/metrics/v1/dashboard", "WebRTC call quality of your apps"),
+    ("Viblast statistics", "/portal/dashboard", "P2P CDN viewers and CDN vs P2P traffic (staff)"),
     ("Health", "/health/", "JSON, for load balancers and monitors"),
 )
 

@@ -228,3 +228,27 @@ def time_series(
             ts, _, value = pair.partition(" ")
             found[int(ts)] = float(value)
     return TimeSeries(values=[found.get(ts) for ts in grid], timestamps=grid)
+
+
+# The statistics page lists at most this many clients (the newest); others by uuid in the URL.
+PAGE_CLIENTS = 500
+
+
+def registry_tree() -> list[dict]:
+    """Clients with their streams and qualities, for the statistics page's pickers."""
+    clients = Client.objects.order_by("-id")[:PAGE_CLIENTS].prefetch_related("streams__qualities")
+    return [
+        {
+            "uuid": client.uuid,
+            "name": client.name,
+            "streams": [
+                {
+                    "id": stream.id,
+                    "url": stream.cdn_stream,
+                    "qualities": [{"id": quality.id, "bitrate": quality.bitrate} for quality in stream.qualities.all()],
+                }
+                for stream in client.streams.all()
+            ],
+        }
+        for client in clients
+    ]

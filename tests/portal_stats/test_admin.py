@@ -39,3 +39,14 @@ def test_admin_index_names_apps_and_tells_the_token_kinds_apart(admin_client):
     assert "Room tokens" in index and "Dashboard tokens" in index
     for model in ("node", "participant", "publication", "subscription", "token", "mediajob"):
         assert admin_client.get(f"/admin/streamengine/{model}/").status_code == 200, model
+
+
+@pytest.mark.django_db
+def test_statistics_page_lists_the_registry_for_staff(admin_client, client, quality_row):
+    page = admin_client.get("/portal/dashboard")
+    assert page.status_code == 200
+    (listed,) = [c for c in page.context["clients"] if c["uuid"] == "11111111"]
+    assert listed["streams"][0]["qualities"] == [{"id": quality_row.id, "bitrate": quality_row.bitrate}]
+    assert "/static/owt/charts.js" in page.content.decode()
+    anonymous = client.get("/portal/dashboard")
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/admin/login/")
