@@ -44,8 +44,10 @@
     return `${+value.toPrecision(3)}`;
   }
 
-  function clock(ms) {
-    return new Date(ms).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"});
+  function clock(ms, span = 0) {
+    const date = new Date(ms);
+    if (span > 86400e3) return date.toLocaleString([], {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"});
+    return date.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"});
   }
 
   function legend(svg, names) {
@@ -57,20 +59,21 @@
     });
   }
 
-  // series: [{name, values: [{x: ms epoch or number, y: number|null}]}]; null y breaks the line.
+  // series: [{name, values: [{x: ms epoch or number, y: number|null}]}]; null y breaks the line,
+  // and the x axis spans every value given, so a range with gaps keeps its width.
   function line(title, series, {time = true} = {}) {
     const points = series.flatMap(s => s.values.filter(v => v.y != null));
     const [box, svg] = frame(title, !points.length);
     if (!svg) return box;
-    const xs = points.map(p => p.x), ys = points.map(p => p.y);
+    const xs = series.flatMap(s => s.values.map(v => v.x)), ys = points.map(p => p.y);
     const x0 = Math.min(...xs), x1 = Math.max(...xs), y1 = Math.max(...ys) || 1;
     const sx = x => LEFT + (x1 === x0 ? 0.5 : (x - x0) / (x1 - x0)) * (WIDTH - LEFT - RIGHT);
     const sy = y => HEIGHT - BOTTOM - (y / y1) * (HEIGHT - BOTTOM - TOP);
     svg.append(svgNode("line", {x1: LEFT, y1: sy(0), x2: WIDTH - RIGHT, y2: sy(0), stroke: "#ccc"}));
     text(svg, LEFT - 4, TOP + 8, short(y1), "end");
     text(svg, LEFT - 4, sy(0), "0", "end");
-    text(svg, LEFT, HEIGHT - BOTTOM + 12, time ? clock(x0) : short(x0));
-    text(svg, WIDTH - RIGHT, HEIGHT - BOTTOM + 12, time ? clock(x1) : short(x1), "end");
+    text(svg, LEFT, HEIGHT - BOTTOM + 12, time ? clock(x0, x1 - x0) : short(x0));
+    text(svg, WIDTH - RIGHT, HEIGHT - BOTTOM + 12, time ? clock(x1, x1 - x0) : short(x1), "end");
     series.forEach((s, i) => {
       // One polyline per unbroken run, so a gap (null) shows as a gap.
       const runs = [[]];
@@ -121,7 +124,9 @@
       });
       svg.append(group);
     });
-    const every = Math.ceil(labels.length / 6);
+    // As many labels as fit (about 6 px a character), evenly spaced.
+    const widest = Math.max(...labels.map(label => String(label).length)) * 6 + 6;
+    const every = Math.max(1, Math.ceil(widest / slot));
     labels.forEach((label, i) => { if (i % every === 0) text(svg, LEFT + i * slot + 1, HEIGHT - BOTTOM + 12, label); });
     if (series.length > 1) legend(svg, series.map(s => s.name));
     return box;
