@@ -35,7 +35,7 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-# --- Secrets and deployment mode (docs/security) ----------------------------------
+# --- Secrets and deployment mode (docs/security.md) ---------------------------------
 # "production" turns the secret checks (owt/checks.py) into errors that stop every server;
 # "embedded" (bin/run, the tests) only warns.
 OWT_ENV = os.environ.get("OWT_ENV", "embedded")
