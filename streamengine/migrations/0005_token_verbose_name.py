@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('streamengine', '0003_media_jobs'),
+        ('streamengine', '0004_job_without_room'),
     ]
 
     operations = [
