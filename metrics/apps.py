@@ -3,6 +3,7 @@ from django.apps import AppConfig
 
 class MetricsConfig(AppConfig):
     name = "metrics"
+    verbose_name = "peermetrics (call quality)"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, Exists, Max, OuterRef, Q, QuerySet, Value, When
+from django.db.models.fields.json import KT
+from django.db.models.functions import TruncDate
 
 from metrics import tokens
 from metrics.errors import PeermetricsError
-from metrics.models import App, Conference, Connection, GenericEvent, Issue, Organization, Participant, Session
+from metrics.models import ISSUES, App, Conference, Connection, GenericEvent, Issue, Organization, Participant, Session
 
 API_KEY_RE = re.compile(r"^[a-z0-9]{32}$")
 
@@ -155,7 +158,8 @@ def conference_list(*, user: Any, params: dict) -> QuerySet[Conference]:
         queryset = queryset.filter(issues__code=params["issue_code"])
     return (
         queryset.annotate(
-            participants_count=Count("sessions__participant", distinct=True),
+            # Everyone the conference page lists (SDK users and the peers they connected to).
+            participants_count=Count("participants", distinct=True),
             has_errors=Exists(Issue.objects.filter(conference=OuterRef("pk"), type="e")),
             has_warnings=Exists(Issue.objects.filter(conference=OuterRef("pk"), type="w")),
         )
@@ -236,3 +240,156 @@ def search(*, user: Any, query: str, limit: int = 5) -> list[dict]:
             {"type": "organization", "id": str(item.pk), "name": item.name, "url": f"organizations/{item.pk}"}
         )
     return results[:limit]
+
+
+# --- dashboard: aggregates (peermetrics' summary routes, one app and a date range) ---------------
+
+APP_SCOPE = {"appId": "app_id"}
+# (label, lower bound, upper bound): durations in seconds, setup times in milliseconds.
+DURATION_BUCKETS = [
+    ("<1 m", 0, 60),
+    *((f"{lo}-{hi} m", lo * 60, hi * 60) for lo, hi in ((1, 5), (5, 10), (10, 15), (15, 20), (20, 25), (25, 30))),
+    *((f"{lo}-{hi} m", lo * 60, hi * 60) for lo, hi in ((30, 35), (35, 40), (40, 45), (45, 60))),
+    (">60 m", 3600, None),
+]
+SETUP_TIME_BUCKETS = [
+    ("<250 ms", 0, 250),
+    *((f"{lo}-{hi} ms", lo, hi) for lo, hi in ((250, 500), (500, 750), (750, 1000), (1000, 1500), (1500, 2000))),
+    *((f"{lo}-{hi} ms", lo, hi) for lo, hi in ((2000, 2500), (2500, 3000), (3000, 4000), (4000, 5000))),
+    (">5000 ms", 5000, None),
+]
+# Conferences listed per setup-time bucket (enough to open the slow ones from the dashboard).
+BUCKET_CONFERENCE_IDS = 20
+
+
+def _bucket(buckets: list[tuple[str, int, int | None]], value: float) -> int:
+    return next(i for i, (_, lo, hi) in enumerate(buckets) if value >= lo and (hi is None or value < hi))
+
+
+def conference_day_summary(*, user: Any, params: dict) -> list[dict]:
+    """Conferences per UTC day by outcome; each counts once: ongoing, else error, else warning, else success."""
+    outcome = Case(
+        When(ongoing=True, then=Value("ongoing")),
+        When(Exists(Issue.objects.filter(conference=OuterRef("pk"), type=Issue.Type.ERROR)), then=Value("error")),
+        When(Exists(Issue.objects.filter(conference=OuterRef("pk"), type=Issue.Type.WARNING)), then=Value("warning")),
+        default=Value("success"),
+    )
+    rows = (
+        _filtered(Conference.objects.all(), params, user=user, allowed=APP_SCOPE)
+        .annotate(day=TruncDate("created_at", tzinfo=UTC), outcome=outcome)
+        .values("day", "outcome")
+        .annotate(count=Count("id"))
+        .order_by("day")
+    )
+    days: dict[str, dict] = {}
+    for row in rows:
+        day = days.setdefault(
+            row["day"].isoformat(),
+            {"date": row["day"].isoformat(), "success": 0, "warning": 0, "error": 0, "ongoing": 0, "total": 0},
+        )
+        day[row["outcome"]] += row["count"]
+        day["total"] += row["count"]
+    return list(days.values())
+
+
+def conference_duration_summary(*, user: Any, params: dict) -> list[dict]:
+    """Conferences by duration (seconds with a live connection), in 12 buckets from <1 m to >60 m."""
+    conferences = _filtered(Conference.objects.all(), params, user=user, allowed=APP_SCOPE)
+    counts = conferences.aggregate(
+        **{
+            f"b{index}": Count("id", filter=Q(duration__gte=lo) & (Q(duration__lt=hi) if hi else Q()))
+            for index, (_, lo, hi) in enumerate(DURATION_BUCKETS)
+        }
+    )
+    return [
+        {"range": label, "min_sec": lo, "max_sec": hi, "count": counts[f"b{index}"]}
+        for index, (label, lo, hi) in enumerate(DURATION_BUCKETS)
+    ]
+
+
+def conference_participant_count_summary(*, user: Any, params: dict) -> dict:
+    """How many conferences had 1, 2, 3 … participants (everyone the conference page lists)."""
+    sizes = Counter(
+        _filtered(Conference.objects.all(), params, user=user, allowed=APP_SCOPE)
+        .annotate(size=Count("participants", distinct=True))
+        .values_list("size", flat=True)
+    )
+    return {
+        "data": [{"participants": size, "conferences": count} for size, count in sorted(sizes.items())],
+        "total_conferences": sum(sizes.values()),
+    }
+
+
+def session_summary(*, user: Any, params: dict) -> dict:
+    """Sessions by browser, operating system, country and city (``platform``, ``geo_ip``)."""
+    sessions = _filtered(Session.objects.all(), params, user=user, allowed=APP_SCOPE)
+    fields = {
+        "browsers": "platform__browser__name",
+        "os": "platform__os__name",
+        "countries": "geo_ip__country",
+        "cities": "geo_ip__city",
+    }
+    result = {}
+    for name, path in fields.items():
+        rows = sessions.values(value=KT(path)).annotate(count=Count("id")).order_by("-count")
+        result[name] = {row["value"]: row["count"] for row in rows if row["value"]}
+    return result
+
+
+def connection_summary(*, user: Any, params: dict) -> dict:
+    """Connections by path: direct (host, srflx, prflx candidates), relayed (TURN), or not known yet."""
+    connections = _filtered(Connection.objects.all(), params, user=user, allowed=APP_SCOPE)
+    return connections.aggregate(
+        direct=Count("id", filter=Q(type__in=[Connection.Type.HOST, Connection.Type.SRFLX, Connection.Type.PRFLX])),
+        relayed=Count("id", filter=Q(type=Connection.Type.RELAY)),
+        unknown=Count("id", filter=Q(type="")),
+    )
+
+
+def connection_setup_time_summary(*, user: Any, params: dict) -> list[dict]:
+    """Connections by the time their first negotiation took to connect, in 11 buckets (ms)."""
+    buckets = [
+        {"range": label, "min_ms": lo, "max_ms": hi, "count": 0, "conference_ids": []}
+        for label, lo, hi in SETUP_TIME_BUCKETS
+    ]
+    connections = _filtered(Connection.objects.all(), params, user=user, allowed=APP_SCOPE)
+    for conference_id, info in connections.values_list("conference_id", "connection_info").iterator(chunk_size=2000):
+        negotiations = (info or {}).get("negotiations") or []
+        first = next((n for n in negotiations if n.get("status") == "connected"), None)
+        if first is None or first.get("duration") is None:
+            continue
+        bucket = buckets[_bucket(SETUP_TIME_BUCKETS, first["duration"] * 1000)]
+        bucket["count"] += 1
+        if len(bucket["conference_ids"]) < BUCKET_CONFERENCE_IDS and str(conference_id) not in bucket["conference_ids"]:
+            bucket["conference_ids"].append(str(conference_id))
+    return buckets
+
+
+def issue_summary(*, user: Any, params: dict) -> list[dict]:
+    rows = (
+        _filtered(Issue.objects.all(), params, user=user, allowed=APP_SCOPE)
+        .values("code")
+        .annotate(count=Count("id"))
+        .order_by("-count", "code")
+    )
+    return [
+        {"code": row["code"], "title": ISSUES.get(row["code"], ("", row["code"]))[1], "count": row["count"]}
+        for row in rows
+    ]
+
+
+def gum_error_summary(*, user: Any, params: dict) -> dict:
+    """Failed getUserMedia calls by error ``name`` and ``message``; ``total`` = every failed call."""
+    rows = (
+        _filtered(
+            GenericEvent.objects.filter(category=GenericEvent.Category.GET_USER_MEDIA, data__has_key="error"),
+            params,
+            user=user,
+            allowed=APP_SCOPE,
+        )
+        .values(name=KT("data__error__name"), message=KT("data__error__message"))
+        .annotate(count=Count("id"))
+        .order_by("-count")
+    )
+    data = [{"name": row["name"] or "", "message": row["message"] or "", "count": row["count"]} for row in rows]
+    return {"data": data, "total": sum(row["count"] for row in data)}

@@ -30,6 +30,21 @@ urlpatterns = [
     path("apps/<str:pk>", views.AppDetailView.as_view(), name="app"),
     path("apps/<str:pk>/reset-key", views.AppResetKeyView.as_view(), name="app-reset-key"),
     path("conferences", views.ConferenceListView.as_view(), name="conferences"),
+    # Aggregates of one app (peermetrics' summary routes), before the <pk> routes they would match.
+    path("conferences/summary", views.ConferenceSummaryView.as_view(), name="conferences-summary"),
+    path("conferences/duration-summary", views.ConferenceDurationSummaryView.as_view(), name="conferences-duration"),
+    path(
+        "conferences/participant-count-summary",
+        views.ConferenceParticipantCountSummaryView.as_view(),
+        name="conferences-participant-count",
+    ),
+    path("sessions/summary", views.SessionSummaryView.as_view(), name="sessions-summary"),
+    path("connections/summary", views.ConnectionSummaryView.as_view(), name="connections-summary"),
+    path(
+        "connections/setup-time-summary", views.ConnectionSetupTimeSummaryView.as_view(), name="connections-setup-time"
+    ),
+    path("issues/summary", views.IssueSummaryView.as_view(), name="issues-summary"),
+    path("issues/gum-summary", views.GumSummaryView.as_view(), name="issues-gum"),
     path("conferences/<str:pk>", views.ConferenceDetailView.as_view(), name="conference"),
     path("conferences/<str:pk>/events", views.ConferenceEventsView.as_view(), name="conference-events"),
     path("conferences/<str:pk>/graphs", views.ConferenceGraphsView.as_view(), name="conference-graphs"),

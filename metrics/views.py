@@ -69,7 +69,7 @@ from metrics.serializers import (
     require,
 )
 from metrics.services import connections, dashboard, ingestion
-from metrics.summary import summary_is_stale
+from metrics.summary import summary_build, summary_is_stale
 from metrics.tasks import summary_queue
 from owt.throttling import ClientScopedThrottle
 
@@ -490,7 +490,11 @@ class ConferenceEventsView(DashboardView):
 class ConferenceGraphsView(DashboardView):
     @extend_schema(
         tags=DASHBOARD_TAG,
-        parameters=[OpenApiParameter("rebuild", bool)],
+        parameters=[
+            OpenApiParameter(
+                "rebuild", str, enum=["1", "true", "now"], description="queue a rebuild; now: build in this request"
+            )
+        ],
         responses={
             200: inline_serializer(
                 "GraphsOut",
@@ -503,10 +507,17 @@ class ConferenceGraphsView(DashboardView):
         },
     )
     def get(self, request: Request, pk: str) -> Response:
-        """The summary; queues a (re)build in Celery when there is none or new stats arrived."""
+        """The summary; queues a (re)build in Celery when there is none or new stats arrived.
+
+        ``?rebuild=now`` builds it in this request instead (the dashboard's button when no data
+        worker runs: reading every stats row of the call, it takes a moment on long calls).
+        """
         conference = selectors.conference_get(user=request.user, pk=pk)
+        rebuild = request.query_params.get("rebuild")
+        if rebuild == "now":
+            summary_build(conference_id=conference.pk)
         summary = Summary.objects.filter(conference=conference, status=Summary.Status.DONE).first()
-        building = summary is None or request.query_params.get("rebuild") in ("1", "true") or summary_is_stale(summary)
+        building = summary is None or rebuild in ("1", "true") or summary_is_stale(summary)
         if building:
             summary_queue(conference_id=conference.pk)
         body: dict[str, Any] = {"ongoing": conference.ongoing, "building": building}
@@ -542,6 +553,40 @@ def _detail_view(name: str, selector: Callable, serializer: type[serializers.Ser
     DetailView.__name__ = f"{name.title()}DetailView"
     return DetailView
 
+
+def _summary_view(name: str, selector: Callable, *, own_envelope: bool = False) -> type[DashboardView]:
+    """A peermetrics aggregate route: ``?appId`` (required) and ``created_at_*`` dates.
+
+    The answer is ``{"data": ...}``; selectors that add totals beside it (``own_envelope``) give the whole body.
+    """
+
+    class SummaryView(DashboardView):
+        @extend_schema(
+            tags=DASHBOARD_TAG,
+            parameters=[ListQuery],
+            responses={
+                200: inline_serializer(f"{name.title().replace('-', '')}Summary", {"data": serializers.JSONField()})
+            },
+            operation_id=f"metrics_{name.replace('-', '_')}_summary",
+        )
+        def get(self, request: Request) -> Response:
+            result = selector(user=request.user, params=query_params(ListQuery, request.query_params))
+            return Response(result if own_envelope else {"data": result})
+
+    SummaryView.__name__ = f"{name.title().replace('-', '')}SummaryView"
+    return SummaryView
+
+
+ConferenceSummaryView = _summary_view("conferences", selectors.conference_day_summary)
+ConferenceDurationSummaryView = _summary_view("conference-duration", selectors.conference_duration_summary)
+ConferenceParticipantCountSummaryView = _summary_view(
+    "conference-participant-count", selectors.conference_participant_count_summary, own_envelope=True
+)
+SessionSummaryView = _summary_view("sessions", selectors.session_summary)
+ConnectionSummaryView = _summary_view("connections", selectors.connection_summary)
+ConnectionSetupTimeSummaryView = _summary_view("connection-setup-time", selectors.connection_setup_time_summary)
+IssueSummaryView = _summary_view("issues", selectors.issue_summary)
+GumSummaryView = _summary_view("get-user-media", selectors.gum_error_summary, own_envelope=True)
 
 ParticipantListView = _list_view("participants", selectors.participant_list, ParticipantOut)
 ParticipantDetailView = _detail_view("participants", selectors.participant_get, ParticipantOut)

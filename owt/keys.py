@@ -4,7 +4,7 @@ HKDF-SHA256 (RFC 5869) with the purpose as ``info``: a key of one purpose (``owt
 ``owt-service-key-encryption``, ``peermetrics-session-jwt`` …) tells nothing about another one,
 and none of them tells ``SECRET_KEY``. The current ``SECRET_KEY`` signs and encrypts; the keys
 derived from ``SECRET_KEY_FALLBACKS`` only verify and decrypt, so a rotated key keeps what was
-signed or encrypted before readable until it expires or is re-encrypted (docs/security).
+signed or encrypted before readable until it expires or is re-encrypted (docs/security.md).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-# --- Secrets and deployment mode (docs/security) ----------------------------------
+# --- Secrets and deployment mode (docs/security.md) ---------------------------------
 # "production" turns the secret checks (owt/checks.py) into errors that stop every server;
 # "embedded" (bin/run, the tests) only warns.
 OWT_ENV = os.environ.get("OWT_ENV", "embedded")
@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served as static files (no CDN)
     "channels",
     "owt",
     "streamengine",
@@ -281,6 +282,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files: they work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Media engine ---------------------------------------------------------------
@@ -297,6 +302,8 @@ MEDIA_NODE_HEARTBEAT_SECONDS = float(os.environ.get("MEDIA_NODE_HEARTBEAT_SECOND
 OWT_PORTAL_HOST = os.environ.get("OWT_PORTAL_HOST", "127.0.0.1:8000")
 OWT_PORTAL_SECURE = env_bool("OWT_PORTAL_SECURE", OWT_TLS)
 OWT_TOKEN_LIFETIME_SECONDS = int(os.environ.get("OWT_TOKEN_LIFETIME_SECONDS", "180"))
+# The landing page's checks beyond /health/'s, by the apps that own them (owt imports no app).
+OWT_STATUS_CHECKS = {"media_nodes": "streamengine.selectors.media_nodes_health"}
 
 # --- Logging ------------------------------------------------------------------------
 LOGGING = {

@@ -12,7 +12,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib import admin
 from django.db import connection
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
+from django.shortcuts import render
+from django.templatetags.static import static
+from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_post_parameters
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -60,6 +63,28 @@ def check_channel_layer() -> dict:
 
 CHECKS = {"database": check_database, "broker": check_broker, "channel_layer": check_channel_layer}
 
+WORKER_PING_SECONDS = 1.0
+
+
+def check_workers() -> dict:
+    """Which Celery workers answer a broadcast ping (``media@host``, ``data@host`` under bin/run)."""
+    replies = celery_app.control.inspect(timeout=WORKER_PING_SECONDS).ping() or {}
+    names = sorted(replies)
+    result: dict = {"ok": bool(names), "workers": names}
+    if not names:
+        result["note"] = "no worker answered: media jobs and summaries wait until one runs"
+    return result
+
+
+def run_checks(checks: dict) -> dict[str, dict]:
+    results = {}
+    for name, check in checks.items():
+        try:
+            results[name] = check()
+        except Exception as exc:  # a health check reports every failure, whatever its type
+            results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return results
+
 
 def may_see_health_details(request: Request) -> bool:
     """Staff sessions, or ``Authorization: Bearer <HEALTH_TOKEN>`` (a monitor's) when one is set."""
@@ -88,12 +113,7 @@ class HealthView(APIView):
         }
     )
     def get(self, request: Request) -> Response:
-        results = {}
-        for name, check in CHECKS.items():
-            try:
-                results[name] = check()
-            except Exception as exc:  # a health check reports every failure, whatever its type
-                results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        results = run_checks(CHECKS)
         ok = all(result["ok"] for result in results.values())
         if not may_see_health_details(request):
             results = {name: {"ok": result["ok"]} for name, result in results.items()}
@@ -118,3 +138,44 @@ def admin_login(request: HttpRequest, extra_context: dict | None = None) -> Http
     if not request.user.is_authenticated:
         failures.record_failure()
     return response
+
+
+# The landing page's links: (title, URL name or path, what it is).
+LANDING_LINKS = (
+    ("Admin", "/admin/", "rooms, services, media jobs, peermetrics and Viblast data"),
+    ("Swagger UI", "/api/docs/", "every API, try it out"),
+    ("ReDoc", "/api/redoc/", "the same APIs as a reference"),
+    ("OpenAPI schema", "/api/schema/", "YAML, for client generators"),
+    ("Demo: quick call", "/demo/quick", "create a room and join it from two tabs"),
+    ("Demo: join with a token", "/demo/", "join a room with a token from the management API"),
+    ("peermetrics dashboard", "/metrics/v1/dashboard", "WebRTC call quality of your apps"),
+    ("Viblast statistics", "/portal/dashboard", "P2P CDN viewers and CDN vs P2P traffic (staff)"),
+    ("Health", "/health/", "JSON, for load balancers and monitors"),
+)
+
+
+def landing_page(request: HttpRequest) -> HttpResponse:
+    """``/``: what runs (the health checks, media nodes, workers), every page, where the credentials are."""
+    checks = {**CHECKS, "workers": check_workers}
+    checks.update({name: import_string(path) for name, path in settings.OWT_STATUS_CHECKS.items()})
+    results = run_checks(checks)
+    details = may_see_health_details(request)
+    rows = [
+        {
+            "name": name.replace("_", " "),
+            "ok": result["ok"],
+            # Failure reasons can name internal hosts: staff (or HEALTH_TOKEN) only, as on /health/.
+            "detail": ", ".join(f"{k} {v}" for k, v in result.items() if k != "ok") if details else result.get("note"),
+        }
+        for name, result in results.items()
+    ]
+    return render(
+        request,
+        "owt/landing.html",
+        {"checks": rows, "links": LANDING_LINKS, "var_dir": settings.VAR_DIR, "portal_host": settings.OWT_PORTAL_HOST},
+    )
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask every site for /favicon.ico: send them to the icon instead of a logged 404."""
+    return HttpResponsePermanentRedirect(static("owt/favicon.svg"))

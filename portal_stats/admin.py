@@ -1,12 +1,14 @@
-"""Admin: manage clients (and rotate their keys), streams and qualities; browse rollups read-only."""
+"""Admin: manage clients (and rotate their keys), streams and qualities; browse rollups and raw
+reports read-only."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from portal_stats import services
-from portal_stats.models import Client, ClientKey, StatsBucket, Stream, StreamQuality
+from portal_stats.models import ALL, RESOLUTIONS, Client, ClientKey, StatsBucket, Stream, StreamQuality, ViewerReport
 
 
 class StreamInline(admin.TabularInline):
@@ -92,25 +94,17 @@ class StreamQualityAdmin(admin.ModelAdmin):
     raw_id_fields = ("stream",)
 
 
-@admin.register(StatsBucket)
-class StatsBucketAdmin(admin.ModelAdmin):
-    """Rollups are written only by the aggregator: view them, never edit them."""
+def _utc(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
-    list_display = (
-        "ts",
-        "step",
-        "client_id",
-        "stream_id",
-        "quality_id",
-        "viewers",
-        "webrtc_viewers",
-        "down_cdn",
-        "down_swarm",
-        "up_swarm",
-    )
-    list_filter = ("step",)
-    search_fields = ("=client_id", "=stream_id")
-    ordering = ("-ts",)
+
+def _id_or_all(value: int) -> object:
+    return "all" if value == ALL else value
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the ingestion and the aggregator: view them, never edit them."""
+
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
@@ -121,3 +115,71 @@ class StatsBucketAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(StatsBucket)
+class StatsBucketAdmin(ReadOnlyAdmin):
+    """Rollups: ``stream``/``quality`` "all" is the client's (or stream's) total over them."""
+
+    list_display = (
+        "time",
+        "resolution",
+        "client_id",
+        "stream",
+        "quality",
+        "viewers",
+        "webrtc_viewers",
+        "down_cdn",
+        "down_swarm",
+        "up_swarm",
+    )
+    list_filter = ("step",)
+    search_fields = ("=client_id", "=stream_id")
+    ordering = ("-ts",)
+
+    @admin.display(description="bucket start", ordering="ts")
+    def time(self, bucket: StatsBucket) -> str:
+        return _utc(bucket.ts)
+
+    @admin.display(description="covers", ordering="step")
+    def resolution(self, bucket: StatsBucket) -> str:
+        return f"a {RESOLUTIONS.get(bucket.step, f'{bucket.step} s')}"
+
+    @admin.display(description="stream id", ordering="stream_id")
+    def stream(self, bucket: StatsBucket) -> object:
+        return _id_or_all(bucket.stream_id)
+
+    @admin.display(description="quality id", ordering="quality_id")
+    def quality(self, bucket: StatsBucket) -> object:
+        return _id_or_all(bucket.quality_id)
+
+
+@admin.register(ViewerReport)
+class ViewerReportAdmin(ReadOnlyAdmin):
+    """Raw player reports (byte deltas per viewer session), kept for the raw retention."""
+
+    list_display = (
+        "time",
+        "client_id",
+        "stream_id",
+        "quality",
+        "session",
+        "browser",
+        "webrtc",
+        "down_cdn",
+        "down_swarm",
+        "up_swarm",
+        "rebuffer_ms",
+        "startup_ms",
+    )
+    list_filter = ("webrtc", "browser")
+    search_fields = ("=session", "=client_id", "=stream_id")
+    ordering = ("-ts",)
+
+    @admin.display(description="received", ordering="ts")
+    def time(self, report: ViewerReport) -> str:
+        return _utc(report.ts)
+
+    @admin.display(description="quality id", ordering="quality_id")
+    def quality(self, report: ViewerReport) -> object:
+        return _id_or_all(report.quality_id)

@@ -3,6 +3,7 @@ from django.apps import AppConfig
 
 class PortalStatsConfig(AppConfig):
     name = "portal_stats"
+    verbose_name = "Portal stats (Viblast P2P CDN)"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -18,6 +18,7 @@ STEP_MINUTE = 60
 STEP_HOUR = 3600
 STEP_DAY = 86400
 STEPS = (STEP_MINUTE, STEP_HOUR, STEP_DAY)
+RESOLUTIONS = {STEP_MINUTE: "minute", STEP_HOUR: "hour", STEP_DAY: "day"}
 
 # ``stream_id`` / ``quality_id`` value of a bucket that covers all streams / all qualities.
 ALL = 0

@@ -21,6 +21,7 @@ from portal_stats.errors import (
 from portal_stats.models import (
     ALL,
     BROWSERS,
+    RESOLUTIONS,
     STEP_DAY,
     STEP_HOUR,
     STEP_MINUTE,
@@ -126,7 +127,6 @@ METRICS: dict[str, str] = {
     "webrtc.offload_percent": _offload("webrtc_"),
 }
 
-RESOLUTION_NAMES = {STEP_MINUTE: "minute", STEP_HOUR: "hour", STEP_DAY: "day"}
 _RANGE_RE = re.compile(r"(\d{1,12})-(\d{1,12})\Z")
 
 
@@ -143,7 +143,7 @@ class TimeSeries:
 
     @property
     def resolution(self) -> str:
-        return RESOLUTION_NAMES[self.step]
+        return RESOLUTIONS[self.step]
 
     def to_json(self) -> str:
         """``[[value, ts], ...]`` as JSON text, built directly from strings.
@@ -228,3 +228,27 @@ def time_series(
             ts, _, value = pair.partition(" ")
             found[int(ts)] = float(value)
     return TimeSeries(values=[found.get(ts) for ts in grid], timestamps=grid)
+
+
+# The statistics page lists at most this many clients (the newest); others by uuid in the URL.
+PAGE_CLIENTS = 500
+
+
+def registry_tree() -> list[dict]:
+    """Clients with their streams and qualities, for the statistics page's pickers."""
+    clients = Client.objects.order_by("-id")[:PAGE_CLIENTS].prefetch_related("streams__qualities")
+    return [
+        {
+            "uuid": client.uuid,
+            "name": client.name,
+            "streams": [
+                {
+                    "id": stream.id,
+                    "url": stream.cdn_stream,
+                    "qualities": [{"id": quality.id, "bitrate": quality.bitrate} for quality in stream.qualities.all()],
+                }
+                for stream in client.streams.all()
+            ],
+        }
+        for client in clients
+    ]

@@ -1,6 +1,6 @@
 """Mounted at /portal/. Trailing slashes are optional (the spec's GETs have none, its POSTs do)."""
 
-from django.urls import re_path
+from django.urls import path, re_path
 
 from portal_stats import views
 
@@ -9,6 +9,7 @@ app_name = "portal_stats"
 _SERIES = r"^api/stats/time/(?P<range>[^/]+)/(?P<metric>[^/]+)/clients/(?P<client>[^/]+)"
 
 urlpatterns = [
+    path("dashboard", views.dashboard_page, name="dashboard"),
     re_path(r"^tracker-api/clients/?$", views.ClientGetOrInsertView.as_view(), name="clients"),
     re_path(r"^tracker-api/streams/?$", views.StreamGetOrInsertView.as_view(), name="streams"),
     re_path(r"^tracker-api/stream-qualities/?$", views.QualityGetOrInsertView.as_view(), name="qualities"),

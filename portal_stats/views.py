@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponse
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -286,3 +288,13 @@ class TimeSeriesView(PortalView):
             content_type="application/json",
             headers={"X-Stats-Resolution": series.resolution, "X-Stats-Step": str(series.step)},
         )
+
+
+@staff_member_required
+def dashboard_page(request: HttpRequest) -> HttpResponse:
+    """Operators' statistics page: viewers and CDN vs P2P traffic from the time-series API above."""
+    return render(
+        request,
+        "portal_stats/dashboard.html",
+        {"clients": selectors.registry_tree(), "metrics": list(selectors.METRICS)},
+    )

@@ -59,5 +59,5 @@ async def shutdown() -> None:
             logger.warning("%d signaling connection(s) did not finish leaving", len(pending))
     await expire_all()
     stop_watchdog()
-    await stop_embedded_node()
+    await stop_embedded_node(final=True)
     logger.info("portal stopped: %d connection(s) ended", len(connections))

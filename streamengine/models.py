@@ -52,6 +52,10 @@ class Token(models.Model):
     # Set for the internal credential of a media job: its participant is the job's, not a user.
     job = models.ForeignKey("MediaJob", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
 
+    class Meta:
+        # Not DRF's API tokens ("Auth Token" in the admin): one-time room join tokens.
+        verbose_name = "room token"
+
     def __str__(self) -> str:
         return f"{self.user}/{self.role}@{self.domain_id}"
 

@@ -225,6 +225,10 @@ class MediaNode:
 
 _embedded: dict[asyncio.AbstractEventLoop, MediaNode] = {}
 _embedded_lock: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+# Loops whose portal is shutting down: a client reconnecting in the last moments (browsers
+# retry at once) must not start a node that nothing stops, which the next start would then
+# report as a node that missed its heartbeats.
+_stopped: set[asyncio.AbstractEventLoop] = set()
 
 
 async def ensure_embedded_node(*, transcode_all: bool = False) -> MediaNode | None:
@@ -232,9 +236,9 @@ async def ensure_embedded_node(*, transcode_all: bool = False) -> MediaNode | No
 
     ``transcode_all`` (benchmark baseline) applies only to the call that starts the node.
     """
-    if not settings.MEDIA_NODE_EMBEDDED:
-        return None
     loop = asyncio.get_running_loop()
+    if not settings.MEDIA_NODE_EMBEDDED or loop in _stopped:
+        return None
     async with _embedded_lock.setdefault(loop, asyncio.Lock()):
         if loop not in _embedded:
             node = MediaNode(embedded=True, transcode_all=transcode_all)
@@ -243,8 +247,11 @@ async def ensure_embedded_node(*, transcode_all: bool = False) -> MediaNode | No
     return _embedded[loop]
 
 
-async def stop_embedded_node() -> None:
+async def stop_embedded_node(*, final: bool = False) -> None:
+    """Stop this loop's embedded node; ``final`` (the portal is exiting): start none after it."""
     loop = asyncio.get_running_loop()
+    if final:
+        _stopped.add(loop)
     node = _embedded.pop(loop, None)
     _embedded_lock.pop(loop, None)
     if node is not None:

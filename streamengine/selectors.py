@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
 from streamengine.exceptions import DomainNotFound, InvalidListQuery
 from streamengine.models import Domain, MediaJob, Node, Participant, Publication, Subscription
@@ -312,3 +315,24 @@ def processor_streams(job: MediaJob) -> tuple[dict, list[Publication]]:
     else:
         inputs["audio"] = [{"from": stream} for stream in job.progress.get("inputs", [])]
     return inputs, list(Publication.objects.filter(participant__job_id=job.id).order_by("created_at"))
+
+
+def media_nodes_health() -> dict:
+    """The landing page's media-node line: live and silent nodes (``OWT_STATUS_CHECKS``).
+
+    With the embedded node (the default) none is normal before the first call: the portal
+    starts it on the first signaling connection.
+    """
+    from streamengine.services import stale_after  # services imports this module
+
+    cutoff = timezone.now() - timedelta(seconds=stale_after())
+    live = Node.objects.filter(heartbeat_at__gte=cutoff).count()
+    silent = Node.objects.filter(heartbeat_at__lt=cutoff).count()
+    result = {"ok": live > 0 or settings.MEDIA_NODE_EMBEDDED, "live": live, "silent": silent}
+    if not live:
+        result["note"] = (
+            "the embedded node starts with the first call"
+            if settings.MEDIA_NODE_EMBEDDED
+            else "no media node heartbeats: start one with manage.py medianode"
+        )
+    return result

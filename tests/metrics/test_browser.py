@@ -147,7 +147,7 @@ def test_browser_call_lands_in_the_api(server, page_origin, chromium):
         page.fill("input[name=password]", "pw")
         page.click("button[type=submit]")
         page.click("tr.conference")
-        page.wait_for_selector("#charts polyline[data-series]", timeout=20000)
+        page.wait_for_selector("#charts g[data-series] polyline", timeout=20000)
         assert page.locator("#participants li").count() == 2
         assert page.locator("#charts svg").count() == 7
     finally:

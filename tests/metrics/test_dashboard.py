@@ -79,7 +79,8 @@ def test_owner_reads_with_token_and_session(owner, app, call):
     conferences = api.get(f"/metrics/v1/conferences?appId={app.pk}").json()
     assert conferences["count"] == 1
     listed = conferences["results"][0]
-    assert listed["participants_count"] == 1 and listed["has_warnings"] and not listed["has_errors"]
+    # Everyone the conference page lists: Alice (SDK) and Bob (her peer), as on the detail page.
+    assert listed["participants_count"] == 2 and listed["has_warnings"] and not listed["has_errors"]
     detail = api.get(f"/metrics/v1/conferences/{call.pk}").json()["data"]
     assert {p["participant_id"] for p in detail["participants"]} == {"alice", "bob"}
     assert [i["code"] for i in detail["issues"]] == ["connection_disconnected"]
@@ -228,3 +229,40 @@ def test_admin_lists_and_searches_every_model(admin_client, call):
         response = admin_client.get(f"/admin/metrics/{model}/?q=room")
         assert response.status_code == 200, model
     assert admin_client.get(f"/admin/metrics/conference/{call.pk}/change/").status_code == 200
+
+
+def test_aggregate_routes_of_one_app(owner, app, call, stranger):
+    """peermetrics' summary routes (compat §6): one app, optionally a date range."""
+    api = token_client(owner)
+    base = "/metrics/v1"
+    q = f"appId={app.pk}"
+    assert api.get(f"{base}/conferences/summary").json()["error_code"] == "missing_parameters"
+    days = api.get(f"{base}/conferences/summary?{q}").json()["data"]
+    today = timezone.now().date().isoformat()
+    assert days == [{"date": today, "success": 0, "warning": 1, "error": 0, "ongoing": 0, "total": 1}]
+    durations = api.get(f"{base}/conferences/duration-summary?{q}").json()["data"]
+    assert len(durations) == 12 and durations[0]["range"] == "<1 m" and durations[-1]["max_sec"] is None
+    assert sum(b["count"] for b in durations) == 1
+    sizes = api.get(f"{base}/conferences/participant-count-summary?{q}").json()
+    assert sizes == {"data": [{"participants": 2, "conferences": 1}], "total_conferences": 1}
+    sessions = api.get(f"{base}/sessions/summary?{q}").json()["data"]
+    assert sessions["browsers"] == {"Chrome": 1} and set(sessions) == {"browsers", "os", "countries", "cities"}
+    assert api.get(f"{base}/connections/summary?{q}").json()["data"] == {"direct": 1, "relayed": 0, "unknown": 0}
+    setup = api.get(f"{base}/connections/setup-time-summary?{q}").json()["data"]
+    assert len(setup) == 11 and setup[0]["range"] == "<250 ms"
+    issues = api.get(f"{base}/issues/summary?{q}").json()["data"]
+    assert issues == [{"code": "connection_disconnected", "title": "Connection disconnected", "count": 1}]
+    assert api.get(f"{base}/issues/gum-summary?{q}").json() == {"data": [], "total": 0}
+    # A date range before the call: nothing; another tenant's app: nothing either.
+    before = (timezone.now() - timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    assert api.get(f"{base}/conferences/summary?{q}&created_at_lte={before}").json()["data"] == []
+    assert token_client(stranger).get(f"{base}/conferences/summary?{q}").json()["data"] == []
+
+
+def test_graphs_build_now_without_a_worker(owner, call):
+    from metrics.models import Summary
+
+    Summary.objects.all().delete()
+    api = token_client(owner)
+    body = api.get(f"/metrics/v1/conferences/{call.pk}/graphs?rebuild=now").json()
+    assert body["building"] is False and len(body["summary"]["connections"]) == 1

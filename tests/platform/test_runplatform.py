@@ -57,3 +57,46 @@ def test_children_hand_out_tokens_for_the_port_given(tmp_path):
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert json.loads(base64.b64decode(result["token"]))["host"] == "127.0.0.1:9000"
     assert "wss://127.0.0.1:9000" in result["connect_src"]
+
+
+@pytest.mark.embedded
+def test_run_port_n_is_ready_and_hands_out_tokens_for_port_n(tmp_path):
+    """``bin/run --port N`` as a user runs it: it says when it is ready, and the room tokens that
+    its printed super service gets from the management API point at port N."""
+    import queue
+    import re
+    import signal
+    import threading
+
+    from owt.client import ManagementClient
+    from owt.localserver import free_port
+
+    port = free_port()
+    env = portal_env(tmp_path, LOG_LEVEL="WARNING")
+    env.pop("OWT_PORTAL_HOST", None)
+    env.pop("SECRET_KEY", None)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runplatform", "--port", str(port), "--no-worker", "--no-beat"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    output = ""
+    try:
+        while "is ready" not in output:
+            output += lines.get(timeout=120)
+        service_id = re.search(r"super service id: (\S+)", output)[1]
+        service_key = re.search(r"super service key: (\S+)", output)[1]
+        assert "ready" in output and f"http://127.0.0.1:{port}/" in output
+        api = ManagementClient(f"http://127.0.0.1:{port}", service_id, service_key)
+        room = api.create_room("port-test", {})
+        token = api.create_token(room["_id"], user="alice", role="presenter")
+        assert json.loads(base64.b64decode(token))["host"] == f"127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)

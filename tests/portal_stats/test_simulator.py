@@ -50,3 +50,23 @@ def test_unreachable_server_is_a_command_error():
 def test_simulator_without_a_key_is_refused_by_a_closed_portal(live_server):
     with pytest.raises(CommandError, match="401"):
         call_command("simulate_viewers", url=live_server.url, duration=0.1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulator_names_its_ids_first_and_stops_cleanly_on_ctrl_c(live_server, capsys, monkeypatch):
+    from portal_stats.management.commands import simulate_viewers
+
+    call_command("portal_keys", "sim-tv", create="Simulated TV", kind="write")
+    write_key = capsys.readouterr().out.split("write: ")[1].strip()
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt  # what Ctrl-C raises while the simulator waits for its next tick
+
+    monkeypatch.setattr(simulate_viewers.time, "sleep", interrupted)
+    call_command("simulate_viewers", url=live_server.url, key=write_key, viewers=10, streams=2, seed=1)
+    client = Client.objects.get(uuid="sim-tv")
+    first, *rest = capsys.readouterr().out.splitlines()
+    streams = list(client.streams.values_list("id", flat=True))
+    assert f"client 'sim-tv' (id {client.id}), streams {streams}" in first
+    assert "/portal/dashboard" in first
+    assert rest[0] == "interrupted" and rest[1].startswith("done: 0 reports")

@@ -203,3 +203,16 @@ async def test_killed_node_process_drops_its_participants(signaling_url, room, t
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+async def test_no_embedded_node_starts_after_the_portal_stopped(transactional_db, settings):
+    """A browser reconnecting while the portal stops must not leave a node row behind, which
+    the next start would report as a node that missed its heartbeats."""
+    from streamengine.node import ensure_embedded_node, stop_embedded_node
+
+    settings.MEDIA_NODE_EMBEDDED = True
+    settings.MEDIA_HOST_ADDRESSES = ["127.0.0.1"]
+    assert await ensure_embedded_node() is not None
+    await stop_embedded_node(final=True)
+    assert await ensure_embedded_node() is None
+    assert not await Node.objects.acount()

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from owt.secret_key import create_file
 
 STOP_GRACE_SECONDS = 15
+READY_PROBE_SECONDS = 0.5
 # Bind addresses that mean "every interface": no client can connect to them as written.
 WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
 
@@ -47,6 +50,17 @@ def child_environment(environ: Mapping[str, str], host: str, port: int) -> dict[
     if not env.get("OWT_PORTAL_HOST"):
         env["OWT_PORTAL_HOST"] = client_address(host, port)
     return env
+
+
+def portal_answers(url: str) -> bool:
+    """Whether the portal answers ``/health/`` (200, or 503 when a dependency is down) yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=READY_PROBE_SECONDS):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered: the page says what is down
+    except OSError:
+        return False
 
 
 class Command(BaseCommand):
@@ -135,7 +149,7 @@ class Command(BaseCommand):
                 )
             )
         )
-        self.supervise(children)
+        self.supervise(children, ready_url=f"{url}/health/")
 
     def generate_secret_key(self) -> None:
         """First embedded start: a random SECRET_KEY kept in var/secret_key (0600), reused afterwards.
@@ -165,9 +179,19 @@ class Command(BaseCommand):
     def request_stop(self, signum: int, frame: object) -> None:
         self.stopping = True
 
-    def supervise(self, children: dict[str, subprocess.Popen]) -> None:
+    def supervise(self, children: dict[str, subprocess.Popen], ready_url: str) -> None:
         exit_code = 0
+        started = time.monotonic()
+        ready = False
         while not self.stopping:
+            if not ready and portal_answers(ready_url):
+                ready = True
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"OWT media platform is ready ({time.monotonic() - started:.1f} s): "
+                        f"{ready_url.removesuffix('health/')}"
+                    )
+                )
             for name, child in children.items():
                 if child.poll() is not None:
                     self.stderr.write(f"{name} exited with code {child.returncode}; stopping the platform")

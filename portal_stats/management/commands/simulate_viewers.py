@@ -89,6 +89,25 @@ class Command(BaseCommand):
             )["id"]
             for n in range(options["streams"])
         ]
+        self.stdout.write(
+            f"client {options['client_uuid']!r} (id {client['id']}), streams {streams}: their time series are at "
+            f"{self.base}/portal/dashboard and "
+            f"{self.base}/portal/api/stats/time/<from>-<until>/full.count/clients/{options['client_uuid']}"
+            f"[/streams/<id>] (read key or staff); Ctrl-C stops"
+        )
+        totals = {"reports": 0, "joined": 0, "left": 0}
+        try:
+            self._simulate(options, streams, rng, totals)
+        except KeyboardInterrupt:
+            self.stdout.write("interrupted")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"done: {totals['reports']} reports, {totals['joined']} joined, {totals['left']} left, "
+                f"client {options['client_uuid']!r} (id {client['id']}), streams {streams}"
+            )
+        )
+
+    def _simulate(self, options: dict, streams: list[int], rng: random.Random, totals: dict) -> None:
         interval, watch_mean = options["interval"], options["watch_mean"]
         start = time.monotonic()
         viewers: list[Viewer] = []
@@ -112,7 +131,7 @@ class Command(BaseCommand):
 
         for _ in range(options["viewers"]):
             join(start)
-        totals = {"reports": 0, "joined": options["viewers"], "left": 0}
+        totals["joined"] += options["viewers"]
         tick = 0
         while True:
             tick += 1
@@ -138,12 +157,6 @@ class Command(BaseCommand):
                 f"t={now - start:6.1f}s viewers={len(viewers):6d} joined={arrivals:4d} left={len(leaving):4d} "
                 f"reports={len(reports):6d} posted in {1000 * (time.monotonic() - started):7.1f} ms"
             )
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"done: {totals['reports']} reports, {totals['joined']} joined, {totals['left']} left, "
-                f"client {options['client_uuid']!r} (id {client['id']}), streams {streams}"
-            )
-        )
 
     def _report(self, viewer: Viewer, interval: float, offload: float, rng: random.Random) -> dict:
         if rng.random() < 0.03:  # ABR switches a rendition up or down
