@@ -10,16 +10,7 @@ from django.utils.html import format_html
 
 from egress import services
 from egress.models import EgressFile, EgressTask, WebhookDelivery, WebhookEndpoint
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the egress services only: browsed here, changed through the API."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+from owt.admin import ReadOnlyAdmin
 
 
 class FileInline(admin.TabularInline):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from owt.admin import ReadOnlyAdmin
 from portal_stats import services
 from portal_stats.models import ALL, RESOLUTIONS, Client, ClientKey, StatsBucket, Stream, StreamQuality, ViewerReport
 
@@ -102,23 +103,17 @@ def _id_or_all(value: int) -> object:
     return "all" if value == ALL else value
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the ingestion and the aggregator: view them, never edit them."""
+class ReportAdmin(ReadOnlyAdmin):
+    """Rows written by the ingestion and the aggregator: view them, never edit or delete them."""
 
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 
 @admin.register(StatsBucket)
-class StatsBucketAdmin(ReadOnlyAdmin):
+class StatsBucketAdmin(ReportAdmin):
     """Rollups: ``stream``/``quality`` "all" is the client's (or stream's) total over them."""
 
     list_display = (
@@ -155,7 +150,7 @@ class StatsBucketAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ViewerReport)
-class ViewerReportAdmin(ReadOnlyAdmin):
+class ViewerReportAdmin(ReportAdmin):
     """Raw player reports (byte deltas per viewer session), kept for the raw retention."""
 
     list_display = (

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from owt.admin import ReadOnlyAdmin
 from streamengine.jobs.services import job_stop
 from streamengine.models import Domain, MediaJob, Node, Participant, Publication, Subscription, Token
 
@@ -19,14 +20,8 @@ class TokenAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at",)
 
 
-class LiveStateAdmin(admin.ModelAdmin):
+class LiveStateAdmin(ReadOnlyAdmin):
     """Live engine state is written by the engine (signaling, nodes, jobs): browse it, do not edit it."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Node)
