@@ -34,13 +34,16 @@ WATCH_CHOICES = ("all", "mix", "participants", "none")
 
 
 def page_config(request: HttpRequest) -> dict:
-    """What the page's JavaScript needs: ICE servers (never undefined), whether to join at once
-    and what to watch."""
+    """What the page's JavaScript needs: ICE servers (never undefined), whether to join at once,
+    what to watch, whether to publish (``?publish=0``: watch only) and the viewer layout
+    (``?view=1``: only the videos, filling the window; what a web egress task records)."""
     watch = request.GET.get("watch")
     return {
         "iceServers": json.loads(settings.ICE_SERVERS_JSON),
         "autojoin": request.GET.get("autojoin") == "1",
         "watch": watch if watch in WATCH_CHOICES else "all",
+        "publish": request.GET.get("publish") != "0",
+        "view": request.GET.get("view") == "1",
         # null: connect to the portal named in the token, as OWT clients do.
         "signalingUrl": None,
     }

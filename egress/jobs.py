@@ -4,7 +4,8 @@
 token named after ``workerUid``) and records its users: ``flat``/``spotlight`` composite
 them on the original's adaptive grid (:func:`grid`) with their audio mixed, ``individual``
 writes one file set per user. ``egress-web`` renders a page in Chromium
-(:mod:`egress.webcapture`) and records what it shows and plays. Both encode once per file
+(:mod:`egress.webcapture`) and records what it shows and plays: the request's ``url``, or
+without one the platform's join page for the task's room in its viewer layout. Both encode once per file
 set to H.264 + AAC (``LiveOutput``: the requested size, frame rate and bitrates) into the
 requested HLS and/or MP4, in the task's own folder (:mod:`egress.outputs`).
 
@@ -24,13 +25,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import av
 from channels.db import database_sync_to_async as sync_to_async
+from django.conf import settings
 
 from egress.outputs import Encoding, base_name, file_kind, storage_prefix, targets, task_folder
 from egress.webcapture import WebCaptureFailed, WebPageCapture
 from streamengine import selectors as engine_selectors
+from streamengine import services as engine
 from streamengine.jobs.mixing import RoomInputsJob
 from streamengine.jobs.recording import keep_file
 from streamengine.jobs.runtime import JobFailed, JobRunner
@@ -317,8 +321,9 @@ class EgressWebJob(EgressOutputs):
 
     async def start(self) -> None:
         payload = self.spec["payload"]
+        url = payload.get("url") or await sync_to_async(self._room_viewer_url)()
         self.capture = WebPageCapture(
-            payload["url"],
+            url,
             width=self.encoding.width,
             height=self.encoding.height,
             framerate=self.encoding.framerate,
@@ -331,6 +336,21 @@ class EgressWebJob(EgressOutputs):
         self.result["folder"] = str(self.folder)
         self.file_set = self._file_set(COMPOSITE)
         self.pump = asyncio.create_task(self._pump())
+
+    def _room_viewer_url(self) -> str:
+        """The platform's own join page for the task's room, joined as this job (an internal,
+        one-time credential), watching every participant's stream and publishing nothing, in
+        its viewer layout (the videos alone, filling the page)."""
+        token = engine.token_create(
+            domain_id=self.spec["room_id"],
+            user=self.spec.get("participant") or f"egress-{self.spec['task_id']}",
+            role="admin",
+            job_id=self.job.id,
+        )
+        signaling = urlsplit(settings.OWT_INTERNAL_SIGNALING_URL)
+        scheme = "https" if signaling.scheme == "wss" else "http"
+        query = urlencode({"token": token, "autojoin": "1", "publish": "0", "view": "1", "watch": "participants"})
+        return f"{scheme}://{signaling.netloc}/demo/?{query}"
 
     async def _pump(self) -> None:
         try:

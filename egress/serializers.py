@@ -97,8 +97,10 @@ class PayloadSerializer(serializers.Serializer):
         if attrs["layout"] in ("grid",):
             attrs["layout"] = "flat"
         web = attrs["layout"] == "freestyle"
-        if web and not attrs.get("url"):
-            raise serializers.ValidationError({"url": "url is required for the freestyle layout"})
+        if web and not attrs.get("url") and not attrs.get("channel"):
+            raise serializers.ValidationError(
+                {"url": "url (or a channel, to record the room's viewer page) is required for the freestyle layout"}
+            )
         if not web and not attrs.get("channel"):
             raise serializers.ValidationError({"channel": "channel is required in payload"})
         if not web:

@@ -87,12 +87,16 @@ def task_start(*, service: Service, request_id: str, cmd: str, payload: dict) ->
                 payload=payload,
                 message="waiting for a media worker",
             )
-            job_kind = EgressWebJob if payload["layout"] == "freestyle" else EgressRoomJob
-            spec = {"app_id": service.id, "task_id": task_id, "payload": payload}
+            web = payload["layout"] == "freestyle"
+            spec = {"app_id": service.id, "task_id": task_id, "payload": payload, "room_id": room.id if room else ""}
             if payload.get("workerUid"):
                 spec["participant"] = f"egress-{payload['workerUid']}"
+            # A web task's job joins no room itself: the page it renders does (the room viewer).
             task.job = jobs.job_create(
-                domain_id=room.id if room else None, kind=job_kind.kind, spec=spec, cost=task_cost(payload)
+                domain_id=room.id if room and not web else None,
+                kind=(EgressWebJob if web else EgressRoomJob).kind,
+                spec=spec,
+                cost=task_cost(payload),
             )
             task.save(update_fields=["job"])
             _announce(task)

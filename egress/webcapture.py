@@ -76,6 +76,10 @@ BROWSER_ARGS = [
     "--noerrdialogs",
     "--hide-scrollbars",
     "--test-type",  # no "unsupported command-line flag" bar over the page
+    # A page that is a WebRTC room viewer (the default freestyle page) reaches the media node
+    # with its real host candidates, loopback included (a recorder, not a user to protect).
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 # WebGL in software (SwiftShader through ANGLE), or no 3D APIs and no GPU process at all.
 WEBGL_ARGS = ["--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-gpu-compositing"]

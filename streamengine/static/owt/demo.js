@@ -162,6 +162,13 @@ function addVideo(container, id, label, mediaStream, muted) {
   // Autoplay policy: only muted media may start without a click; the page offers unmute buttons.
   video.muted = muted;
   video.srcObject = mediaStream;
+  // Not muted (the viewer layout): where the browser refuses sound without a click, muted then.
+  if (!muted) {
+    video.play().catch(() => {
+      video.muted = true;
+      video.play().catch(() => {});
+    });
+  }
   const caption = document.createElement("figcaption");
   caption.textContent = label;
   figure.append(video, caption);
@@ -202,7 +209,7 @@ async function subscribe(stream) {
     demo.subscriptions.set(stream.id, subscription);
     const owner = stream.info && stream.info.owner;
     const label = isMix(stream) ? streamLabel(stream) : owner ? who(owner) : stream.id;
-    const figure = addVideo($(isMix(stream) ? "mix" : "remote"), stream.id, label, subscription.stream, true);
+    const figure = addVideo($(isMix(stream) ? "mix" : "remote"), stream.id, label, subscription.stream, !config.view);
     muteButtons(figure, subscription);
     subscription.addEventListener("ended", () => {
       demo.subscriptions.delete(stream.id);
@@ -369,5 +376,9 @@ $("send").addEventListener("click", async () => {
 });
 
 $("watch").value = config.watch || "all";
+if (config.publish === false) {
+  $("publish-audio").checked = false;
+  $("publish-video").checked = false;
+}
 setStatus("ready");
 if (config.autojoin && $("token").value.trim()) join();
