@@ -57,12 +57,13 @@ def tone_blocks(samples: np.ndarray, rate: int, frequency: float, block_seconds:
 
 
 @contextlib.contextmanager
-def sipp_uas(scenario: str, var: Path) -> Iterator[tuple[subprocess.Popen, int]]:
-    """sipp running ``sip/<scenario>.xml`` as the callee of one call, and its SIP port."""
+def sipp_uas(scenario: str, var: Path, *options: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """sipp running ``sip/<scenario>.xml`` once (the callee of one call, or a registrar), and
+    its SIP port; ``options``: more of sipp's (a UAC's target and ``-s`` user)."""
     port, media_port = free_udp_port(), free_udp_port()
     log = (var / f"sipp-{scenario}-{port}.log").open("ab")
     command = ["sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-i", "127.0.0.1", "-p", str(port)]
-    command += ["-mp", str(media_port), "-m", "1", "-nostdin", "-timeout", "60s"]
+    command += ["-mp", str(media_port), "-m", "1", "-nostdin", "-timeout", "60s", *options]
     process = subprocess.Popen(command, stdout=log, stderr=log, cwd=var)
     time.sleep(0.2)
     try:
