@@ -190,14 +190,36 @@ def wait_agent(platform, room: str, timeout: float = 30) -> dict:
 
 
 @pytest.fixture(scope="module")
-def dial_in_room(platform):
-    """A room whose SIP user is ``room1``; its agent's address (no registrar: callers dial it)."""
+def registrar(platform):
+    """sipp as the room's registrar (digest: room1 / s3cret)."""
+    with sipp_uas("registrar", platform.var) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def dial_in_room(platform, registrar):
+    """A room whose SIP account is ``room1`` at the registrar; its agent's own address (the
+    tests' callers dial it directly)."""
     api = platform.api
-    room = api.create_room("sip-dial-in", {"sip": {"username": "room1", "password": "s3cret"}})["id"]
+    sip = {"sipServer": f"127.0.0.1:{registrar[1]}", "username": "room1", "password": "s3cret"}
+    room = api.create_room("sip-dial-in", {"sip": sip})["id"]
     agent = wait_agent(platform, room)
     [contact] = agent["result"]["contacts"]
     yield room, contact.split("@", 1)[1]
     api.request("DELETE", f"/v1/rooms/{room}")
+
+
+async def test_the_agent_registers_with_the_rooms_sip_server(platform, dial_in_room, registrar):
+    """It answers the registrar's digest challenge; the password is stored encrypted."""
+    room, _ = dial_in_room
+    assert await asyncio.to_thread(registrar[0].wait, 10) == 0
+    async with asyncio.timeout(10):
+        while sip_agent(platform, room)["progress"].get("registration", {}).get("code") != 200:
+            await asyncio.sleep(0.2)
+    with contextlib.closing(sqlite3.connect(platform.var / "owt.sqlite3")) as db:
+        stored = [row[0] for row in db.execute("SELECT config FROM streamengine_domain WHERE id = ?", (room,))]
+        stored += [row[0] for row in db.execute("SELECT config FROM conference_room WHERE id = ?", (room,))]
+    assert len(stored) == 2 and all("s3cret" not in config and '"encrypted"' in config for config in stored)
 
 
 async def wait_dial_in(api, room: str, count: int = 1) -> dict:
