@@ -2,7 +2,8 @@
 
 One job per call. A dial-out job calls ``peerURI`` as the room's SIP account (the room's
 ``sip`` username and server, answering that server's digest challenges with its password;
-else a local ``sip:<room>@<worker>`` identity). Dial-in is not built yet (docs/sip.md).
+else a local ``sip:<room>@<worker>`` identity). A dial-in job is a call the room's SIP
+agent (:class:`SipAgentJob`) took: it runs in the agent's process and answers the call.
 The call's state (``calling``, ``ringing``, ``connected``, ``ended`` with the SIP status) is
 in ``progress.call``; so are the DTMF digits received (RFC 2833 or SIP INFO).
 
