@@ -64,6 +64,20 @@ async def wait_call(api, path: str, states: set[str], timeout: float = 20) -> di
         await asyncio.sleep(0.2)
 
 
+async def call_audio(api, path: str, client: ConferenceClient, seconds: float = 1.5) -> np.ndarray:
+    """``seconds`` of the call's stream (48 kHz mono) as ``client`` hears it, past its first 0.5 s."""
+    async with asyncio.timeout(10):
+        while (stream := (await asyncio.to_thread(api.request, "GET", path))["input"]) is None:
+            await asyncio.sleep(0.2)
+    heard = await client.subscribe(stream["id"], video=False)
+    samples = []
+    async with asyncio.timeout(20):
+        while sum(map(len, samples)) < 48000 * seconds:
+            frame = await heard.tracks["audio"].recv()
+            samples.append(frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0])
+    return np.concatenate(samples)[24000:]
+
+
 def signaling(platform) -> str:
     return f"{platform.url.replace('http', 'ws')}/ws/signaling/"
 
@@ -152,16 +166,7 @@ async def test_audio_flows_both_ways_with_a_softphone(platform, loopback_client)
             created = dial(api, room, phone.uri, audio={"from": voice.id})
             path = f"/v1/rooms/{room}/sipcalls/{created['id']}"
             await wait_call(api, path, {"connected"})
-            async with asyncio.timeout(10):
-                while (await asyncio.to_thread(api.request, "GET", path))["input"] is None:
-                    await asyncio.sleep(0.2)
-            heard = await alice.subscribe(created["id"], video=False)
-            samples = []
-            async with asyncio.timeout(20):
-                while sum(map(len, samples)) < 48000 * 1.5:
-                    frame = await heard.tracks["audio"].recv()
-                    samples.append(frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0])
-            received = np.concatenate(samples)[24000:]  # past the start of the call
+            received = await call_audio(api, path, alice)
             assert tone_blocks(received, 48000, 1000) > 0.8
             assert tone_blocks(received, 48000, 600) == 0
             patch = [{"op": "replace", "path": "/output/media/audio/from", "value": other.id}]
@@ -300,16 +305,7 @@ async def test_a_softphone_dials_in_and_hears_the_stream_patched_in(platform, di
             patch = [{"op": "replace", "path": "/output/media/audio/from", "value": voice.id}]
             patched = api.request("PATCH", path, json=patch)
             assert patched["output"]["media"]["audio"] == {"from": voice.id}
-            async with asyncio.timeout(10):
-                while (await asyncio.to_thread(api.request, "GET", path))["input"] is None:
-                    await asyncio.sleep(0.2)
-            heard = await alice.subscribe(call["id"], video=False)
-            samples = []
-            async with asyncio.timeout(20):
-                while sum(map(len, samples)) < 48000 * 1.5:
-                    frame = await heard.tracks["audio"].recv()
-                    samples.append(frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0])
-            assert tone_blocks(np.concatenate(samples)[24000:], 48000, 1000) > 0.8
+            assert tone_blocks(await call_audio(api, path, alice), 48000, 1000) > 0.8
             phone.command("hangup")
             ended = await wait_state(api, path, {"finished", "failed"})
             assert ended["state"] == "finished" and ended["call"]["state"] == "hungup"
