@@ -67,6 +67,7 @@ from streamengine.jobs.awaiting import StreamPending, awaiting_stream
 from streamengine.jobs.recording import RecordingJob
 from streamengine.jobs.requests import (
     analytics_spec,
+    mixed_audio,
     recording_spec,
     sip_call_spec,
     streaming_in_spec,
@@ -159,13 +160,7 @@ SIP_CALL_EXAMPLE = OpenApiExample(
 
 def sip_call_spec_for(body: object, *, streams: dict[str, Publication]) -> dict:
     """The callee hears the room's mixed audio unless ``mediaOut.audio.from`` says otherwise."""
-    mixed = sorted(
-        p.id
-        for p in streams.values()
-        if p.kind == "mixed" and any(t["type"] == "audio" for t in p.media.get("tracks", []))
-    )
-    common = next((stream for stream in mixed if stream.endswith("-common")), mixed[0] if mixed else None)
-    return sip_call_spec(body, streams=streams, default_audio=common)
+    return sip_call_spec(body, streams=streams, default_audio=mixed_audio(streams))
 
 
 def render_sip_call(job: MediaJob, *, streams: dict[str, Publication], request: Request) -> dict:

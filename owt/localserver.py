@@ -230,6 +230,9 @@ def running_platform(var: Path, **overrides: str) -> Iterator[Platform]:
             try:
                 yield platform
             finally:
+                for worker in platform.workers:  # all at once: each takes seconds to shut down
+                    if worker.poll() is None:
+                        worker.terminate()
                 for worker in platform.workers:
                     _stop(worker)
         finally:

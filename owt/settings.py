@@ -408,6 +408,11 @@ SIP_BIND_ADDRESS = os.environ.get("SIP_BIND_ADDRESS", "0.0.0.0")
 SIP_PORT = int(os.environ.get("SIP_PORT", "0"))
 SIP_PUBLIC_ADDRESS = os.environ.get("SIP_PUBLIC_ADDRESS", "")
 SIP_NO_ANSWER_SECONDS = float(os.environ.get("SIP_NO_ANSWER_SECONDS", "88"))
+# Dial-in: a room with a SIP account (its ``sip.username``) or a number here gets a SIP agent
+# job that registers with the room's sipServer and answers calls to that user; the mapping
+# {"<user or number>": "<room id>"} leads calls to other users into rooms (JSON).
+SIP_AGENT_AUTOSTART = env_bool("SIP_AGENT_AUTOSTART", True)
+SIP_DIAL_IN_ROOMS = json.loads(os.environ.get("SIP_DIAL_IN_ROOMS") or "{}")
 
 # --- streamengine: media jobs (recordings, streaming-outs, streaming-ins; docs/media-jobs.md) -----
 # A worker renews a job's lease every heartbeat; a lease not renewed for LEASE seconds means

@@ -34,7 +34,7 @@ from streamengine.exceptions import (
     Unauthorized,
     ViewNotFound,
 )
-from streamengine.jobs.services import MIXING_JOB_COST, job_create, job_stop, jobs_live
+from streamengine.jobs.services import MIXING_JOB_COST, job_create, job_stop, jobs_live, sip_agent_sync
 from streamengine.media import layouts
 from streamengine.media.resolutions import track_optional
 from streamengine.models import Domain, MediaJob, Node, Participant, Publication, Subscription, Token
@@ -70,6 +70,7 @@ JOB_ROLE = {"role": "admin", "publish": {"audio": True, "video": True}, "subscri
 def domain_configure(*, domain_id: str, owner: str, config: dict) -> Domain:
     """Create or update the engine's copy of a room's settings."""
     domain, _ = Domain.objects.update_or_create(id=domain_id, defaults={"owner": owner, "config": config})
+    sip_agent_sync(domain_id=domain_id, config=config)
     return domain
 
 
@@ -206,8 +207,9 @@ def participant_join(
         domain = Domain.objects.select_for_update().filter(id=token.domain_id).first()
         if domain is None:
             raise DomainNotFound()
-        # A media job may publish and subscribe whatever the room's roles say.
-        role = JOB_ROLE if token.job_id else domain.role(token.role)
+        # A media job may publish and subscribe whatever the room's roles say; one that joins
+        # for someone (a SIP caller: role ``sip``) has that role's permissions.
+        role = JOB_ROLE if token.job_id and token.role == "admin" else domain.role(token.role)
         if role is None:
             raise InvalidRole()
         limit = domain.config.get("participantLimit", -1)

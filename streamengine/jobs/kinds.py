@@ -3,7 +3,7 @@
 from streamengine.jobs.analytics import AnalyticsJob
 from streamengine.jobs.mixing import AudioSelectingJob, MixingJob
 from streamengine.jobs.recording import RecordingJob
-from streamengine.jobs.sip import SipCallJob
+from streamengine.jobs.sip import SipAgentJob, SipCallJob
 from streamengine.jobs.streaming_in import StreamingInJob
 from streamengine.jobs.streaming_out import StreamingOutJob
 
@@ -12,6 +12,7 @@ __all__ = [
     "AudioSelectingJob",
     "MixingJob",
     "RecordingJob",
+    "SipAgentJob",
     "SipCallJob",
     "StreamingInJob",
     "StreamingOutJob",

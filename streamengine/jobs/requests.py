@@ -338,6 +338,33 @@ class SipCallRequest(StrictDict):
         return value
 
 
+def mixed_audio(streams: dict[str, Publication]) -> str | None:
+    """What a SIP peer hears by default: the room's mixed stream with audio (``<room>-common``
+    first), else None."""
+    mixed = sorted(
+        p.id
+        for p in streams.values()
+        if p.kind == "mixed" and any(t["type"] == "audio" for t in p.media.get("tracks", []))
+    )
+    return next((stream for stream in mixed if stream.endswith("-common")), mixed[0] if mixed else None)
+
+
+def sip_dial_in_spec(*, caller: str, callee: str, streams: dict[str, Publication], **held: object) -> dict:
+    """A call answered by the room's SIP agent: the caller hears the mixed audio (if any) until
+    a PATCH chooses a stream; ``held`` says where the call lives (the agent's process)."""
+    source = mixed_audio(streams)
+    spec = {
+        "type": "dial-in",
+        "peerURI": caller,
+        "callee": callee,
+        "media": {"audio": {"from": source} if source else False, "video": False},
+        "role": "sip",
+        "participant": caller,
+        **held,
+    }
+    return with_sources(spec, streams) if source else spec
+
+
 def sip_call_spec(body: object, *, streams: dict[str, Publication], default_audio: str | None) -> dict:
     """Validate ``POST /sipcalls`` into a dial-out job spec. What the callee hears is
     ``mediaOut.audio.from`` (a stream of the room with audio), else ``default_audio`` (the

@@ -86,8 +86,10 @@ class JobRunner:
 
 def _job_token(job: MediaJob) -> str:
     # The participant's user name: the spec's ``participant`` (an egress task's workerUid), else kind-id.
+    # The role: the spec's ``role`` (a SIP caller's, ``sip``), else the job's own (``admin``).
     user = job.spec.get("participant") or f"{job.kind}-{job.id}"
-    return engine.token_create(domain_id=job.domain_id, user=user, role="admin", job_id=job.id)
+    role = job.spec.get("role") or "admin"
+    return engine.token_create(domain_id=job.domain_id, user=user, role=role, job_id=job.id)
 
 
 @contextlib.asynccontextmanager
@@ -177,12 +179,22 @@ def run_job(job_id: str) -> str:
     if job is None:
         return "not claimed"
     try:
-        asyncio.run(_run(job, worker))
-    except JobFailed as exc:
-        services.job_end(job_id=job.id, worker=worker, attempt=job.attempt, failed=str(exc))
-    except Exception as exc:
-        logger.exception("media job %s failed", job_id)
-        services.job_end(job_id=job.id, worker=worker, attempt=job.attempt, failed=f"{type(exc).__name__}: {exc}")
+        asyncio.run(run_held(job, worker))
     finally:
         connections.close_all()
-    return MediaJob.objects.get(id=job_id).state
+    ended = MediaJob.objects.filter(id=job_id).first()
+    return ended.state if ended is not None else "deleted"  # with its room
+
+
+async def run_held(job: MediaJob, worker: str) -> None:
+    """Run a job this process holds to its end, on the running loop (a SIP agent runs the
+    calls it answers this way, beside itself: ``services.job_create_held``)."""
+    try:
+        await _run(job, worker)
+    except JobFailed as exc:
+        await sync_to_async(services.job_end)(job_id=job.id, worker=worker, attempt=job.attempt, failed=str(exc))
+    except Exception as exc:
+        logger.exception("media job %s failed", job.id)
+        await sync_to_async(services.job_end)(
+            job_id=job.id, worker=worker, attempt=job.attempt, failed=f"{type(exc).__name__}: {exc}"
+        )

@@ -10,6 +10,8 @@ never redelivered, and a worker killed mid-job is found by its lapsed lease
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import secrets
@@ -30,6 +32,8 @@ State = MediaJob.State
 HOLDING = (State.STARTING, State.RUNNING, State.STOPPING)
 # A view's mixer: four 640x360 inputs into one 640x480 VP8 picture at 24 fps (bench mixer).
 MIXING_JOB_COST = 1.0
+# A SIP agent only registers and answers; its calls are jobs of their own (bench sip).
+SIP_AGENT_JOB_COST = 0.01
 
 # Sent (``job_id``, ``kind``) after a job's state changed, in whichever process changed it
 # (REST, a worker, the reaper): the apps above the engine (egress) follow their jobs with
@@ -80,6 +84,48 @@ def job_create(*, domain_id: str | None, kind: str, spec: dict, cost: float) -> 
     )
     _enqueue(job.id)
     return job
+
+
+def job_create_held(*, domain_id: str, kind: str, spec: dict, cost: float, worker: str) -> MediaJob:
+    """A new job already held by ``worker`` (``starting``, its lease): one that can only run
+    in that process (a SIP call answered by the process's SIP agent). No worker is asked."""
+    job = MediaJob.objects.create(
+        id=str(secrets.randbelow(10**18 - 10**17) + 10**17),
+        kind=kind,
+        domain_id=domain_id,
+        spec=spec,
+        cost=cost,
+        state=State.STARTING,
+        worker=worker,
+        attempt=1,
+        lease_until=_lease(),
+        started_at=timezone.now(),
+    )
+    _changed(job.id, kind)
+    return job
+
+
+def sip_agent_wanted(domain_id: str, config: dict) -> dict | None:
+    """The spec of the room's SIP agent (docs/sip.md), or None if it needs none: it has a SIP
+    account (``sip.username``) or numbers of ``SIP_DIAL_IN_ROOMS`` lead to it. The spec
+    fingerprints the settings, so a change restarts the agent with the new ones."""
+    sip = config.get("sip") or {}
+    numbers = sorted(user for user, room in settings.SIP_DIAL_IN_ROOMS.items() if room == domain_id)
+    if not settings.SIP_AGENT_AUTOSTART or not (sip.get("username") or numbers):
+        return None
+    account = json.dumps([sip, numbers], sort_keys=True).encode()
+    return {"numbers": numbers, "settings": hashlib.sha256(account).hexdigest()[:16]}
+
+
+def sip_agent_sync(*, domain_id: str, config: dict) -> None:
+    """Start, restart (settings changed) or stop the room's SIP agent to match its settings."""
+    wanted = sip_agent_wanted(domain_id, config)
+    for agent in jobs_live(domain_id=domain_id, kind="sip-agent"):
+        if agent.spec == wanted:
+            return
+        job_stop(job_id=agent.id, reason="the room's SIP settings changed")
+    if wanted is not None:
+        job_create(domain_id=domain_id, kind="sip-agent", spec=wanted, cost=SIP_AGENT_JOB_COST)
 
 
 def jobs_live(*, domain_id: str, kind: str) -> list[MediaJob]:

@@ -2,7 +2,8 @@
 
 One job per call. A dial-out job calls ``peerURI`` as the room's SIP account (the room's
 ``sip`` username and server, answering that server's digest challenges with its password;
-else a local ``sip:<room>@<worker>`` identity). Dial-in is not built yet (docs/sip.md).
+else a local ``sip:<room>@<worker>`` identity). A dial-in job is a call the room's SIP
+agent (:class:`SipAgentJob`) took: it runs in the agent's process and answers the call.
 The call's state (``calling``, ``ringing``, ``connected``, ``ended`` with the SIP status) is
 in ``progress.call``; so are the DTMF digits received (RFC 2833 or SIP INFO).
 
@@ -24,6 +25,7 @@ import asyncio
 import contextlib
 import fractions
 import logging
+import re
 import time
 
 import av
@@ -34,11 +36,15 @@ from django.conf import settings
 
 from owt.crypto import decrypt
 from streamengine.client import Session
+from streamengine.exceptions import JobNotFound
 from streamengine.jobs.analytics import offer_newest
-from streamengine.jobs.runtime import JobFailed
+from streamengine.jobs.requests import sip_dial_in_spec
+from streamengine.jobs.runtime import JobFailed, JobRunner, run_held
+from streamengine.jobs.services import SIP_AGENT_JOB_COST, job_create_held, job_stop, worker_name
 from streamengine.jobs.subscriptions import SubscribingJob
 from streamengine.media.sip import CLOCK_RATE, CallEvent, CallHooks, PcmBuffer, SipStack, SipStackConfig
 from streamengine.models import Domain
+from streamengine.selectors import domain_streams
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +76,7 @@ def room_sip_account(domain_id: str) -> dict:
     password = sip.get("password")
     if isinstance(password, dict):  # encrypted at rest (docs/security.md)
         sip["password"] = decrypt(password["encrypted"])
-    return sip if sip.get("sipServer") else {}
+    return sip if sip.get("sipServer") or sip.get("username") else {}
 
 
 def ended_outcome(event: CallEvent, connected: bool) -> tuple[str, str]:
@@ -141,8 +147,23 @@ class SipCallJob(SubscribingJob):
         self.account: int | None = None
         self.key: int | None = None
         self.publication: Session | None = None
-        await self._dial()
+        if self.spec["type"] == "dial-in":
+            await self._answer()
+        else:
+            await self._dial()
         self.pumps.append(asyncio.create_task(self._follow()))
+
+    async def _answer(self) -> None:
+        """A call the room's SIP agent took in this process (``SipAgentJob``): answer it."""
+        if self.spec.get("worker") != worker_name():
+            raise JobFailed(f"the call was on {self.spec.get('worker')}, which is gone")
+        self.call["state"] = "ringing"
+        try:
+            await self.stack.call(self.stack.sip_answer, self.spec["call"], self.hooks)
+        except LookupError as exc:
+            raise JobFailed("the caller hung up before the call was answered") from exc
+        self.key = self.spec["call"]
+        self.deadline = time.monotonic() + settings.SIP_NO_ANSWER_SECONDS  # for the caller's ACK
 
     async def _dial(self) -> None:
         sip = await sync_to_async(room_sip_account)(self.job.domain_id)
@@ -275,3 +296,124 @@ class SipCallJob(SubscribingJob):
         if self.publication is not None:
             with contextlib.suppress(Exception):
                 await self.client.unpublish(self.publication)
+
+
+def plain_uri(header: str) -> str:
+    """``"Bob" <sip:bob@host>`` → ``sip:bob@host``."""
+    bracketed = re.search(r"<([^>]*)>", header)
+    return (bracketed[1] if bracketed else header).strip()
+
+
+def uri_user(uri: str) -> str:
+    """``sip:bob@host:5060;transport=udp`` → ``bob``."""
+    return plain_uri(uri).split(":", 1)[-1].split("@", 1)[0] if "@" in uri else ""
+
+
+class SipAgentJob(JobRunner):
+    """A room's SIP agent (dial-in): registers the room's account with its ``sipServer`` and
+    answers calls to it (and to the numbers ``SIP_DIAL_IN_ROOMS`` leads to the room).
+
+    Each call answered becomes a ``sip`` job of type ``dial-in``, created already held by this
+    process (``job_create_held``) and run on this loop beside the agent (``run_held``): a PJSIP
+    call cannot move to another process. Its REST view, PATCH and DELETE are a dial-out's.
+    The agent stopping (the room's settings changed, the room deleted) hangs its calls up.
+    """
+
+    kind = "sip-agent"
+    cost = SIP_AGENT_JOB_COST
+
+    async def start(self) -> None:
+        self.stack = await asyncio.to_thread(sip_stack)
+        self.loop = asyncio.get_running_loop()
+        self.worker = worker_name()
+        self.calls: dict[str, asyncio.Task] = {}
+        self.accounts: list[int] = []
+        self.registration: dict = {}
+        self.answered = self.refused = 0
+        sip = await sync_to_async(room_sip_account)(self.job.domain_id)
+        users = [sip["username"]] if sip.get("username") else []
+        users += [number for number in self.spec.get("numbers", []) if number not in users]
+        try:
+            for user in users:
+                own = user == sip.get("username")  # the room's account; numbers are local identities
+                self.accounts.append(
+                    await self.stack.call(
+                        self.stack.sip_add_account,
+                        user=user,
+                        server=sip.get("sipServer", "") if own else "",
+                        password=sip.get("password", "") if own else "",
+                        register=own and bool(sip.get("sipServer")),
+                        on_incoming=lambda key, caller, callee, user=user: self._incoming(user, key, caller, callee),
+                        on_registration=self._registered,
+                    )
+                )
+        except Exception as exc:
+            raise JobFailed(f"cannot listen for SIP calls: {exc}") from exc
+        # Where callers reach this agent without a registrar.
+        self.result["contacts"] = [f"sip:{user}@{self.stack.address}:{self.stack.port}" for user in users]
+
+    def _registered(self, code: int, reason: str) -> None:
+        """On the SIP thread: the registrar's answer."""
+        self.loop.call_soon_threadsafe(
+            self.registration.update, {"code": code, "reason": reason, "at": round(time.time(), 3)}
+        )
+
+    def _incoming(self, user: str, key: int, caller: str, callee: str) -> None:
+        """On the SIP thread: a call to one of the agent's accounts (PJSIP falls back to the
+        first account for unknown users: those are refused)."""
+        if uri_user(callee) != user:
+            self.stack.sip_hangup(key, 404)
+            return
+        try:
+            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(self._take(key, caller, callee)))
+        except RuntimeError:  # the agent's loop has closed
+            self.stack.sip_hangup(key, 480)
+
+    async def _take(self, key: int, caller: str, callee: str) -> None:
+        """The call becomes a job held here; refused (403) if the room has no ``sip`` role."""
+        try:
+            job = await sync_to_async(self._call_job)(key, plain_uri(caller), plain_uri(callee))
+        except Exception:
+            logger.exception("SIP agent %s: cannot take a call from %s", self.job.id, caller)
+            job = None
+        if job is None:
+            self.refused += 1
+            await self.stack.call(self.stack.sip_hangup, key, 403)
+            return
+        self.answered += 1
+        task = asyncio.create_task(run_held(job, self.worker))
+        self.calls[job.id] = task
+        task.add_done_callback(lambda _: self.calls.pop(job.id, None))
+
+    def _call_job(self, key: int, caller: str, callee: str):
+        domain = Domain.objects.filter(id=self.job.domain_id).first()
+        if domain is None or domain.role("sip") is None:
+            return None
+        streams = {p.id: p for p in domain_streams(domain_id=domain.id)}
+        spec = sip_dial_in_spec(
+            caller=caller, callee=callee, streams=streams, call=key, worker=self.worker, agent=self.job.id
+        )
+        return job_create_held(
+            domain_id=domain.id, kind=SipCallJob.kind, spec=spec, cost=SipCallJob.cost, worker=self.worker
+        )
+
+    def progress(self) -> dict:
+        return {
+            **super().progress(),
+            "registration": dict(self.registration),
+            "calls": len(self.calls),
+            "answered": self.answered,
+            "refused": self.refused,
+        }
+
+    async def stop(self) -> None:
+        """Hang up the calls (their jobs stop within a heartbeat), then leave the accounts."""
+        for job_id in list(self.calls):
+            with contextlib.suppress(JobNotFound):
+                await sync_to_async(job_stop)(job_id=job_id, reason="the room's SIP agent stopped")
+        if self.calls:
+            _, late = await asyncio.wait(list(self.calls.values()), timeout=HANGUP_WAIT_SECONDS * 2)
+            for task in late:
+                task.cancel()
+        for account in self.accounts:
+            await self.stack.call(self.stack.sip_remove_account, account)

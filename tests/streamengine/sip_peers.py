@@ -56,13 +56,26 @@ def tone_blocks(samples: np.ndarray, rate: int, frequency: float, block_seconds:
     return sum(tone_share(block, rate, frequency) > 0.5 for block in loud) / len(loud)
 
 
+def tone_sequence(samples: np.ndarray, rate: int, frequencies: list[float], block_seconds: float = 0.1) -> list[float]:
+    """Which of ``frequencies`` dominates each non-silent 100 ms block, in order (blocks with
+    none dominating, such as one spanning a switch, left out)."""
+    size = int(rate * block_seconds)
+    found = []
+    for start in range(0, len(samples) - size + 1, size):
+        block = samples[start : start + size]
+        if np.abs(block).max() > 500:
+            found += [f for f in frequencies if tone_share(block, rate, f) > 0.5][:1]
+    return found
+
+
 @contextlib.contextmanager
-def sipp_uas(scenario: str, var: Path) -> Iterator[tuple[subprocess.Popen, int]]:
-    """sipp running ``sip/<scenario>.xml`` as the callee of one call, and its SIP port."""
+def sipp_uas(scenario: str, var: Path, *options: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """sipp running ``sip/<scenario>.xml`` once (the callee of one call, or a registrar), and
+    its SIP port; ``options``: more of sipp's (a UAC's target and ``-s`` user)."""
     port, media_port = free_udp_port(), free_udp_port()
     log = (var / f"sipp-{scenario}-{port}.log").open("ab")
     command = ["sipp", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-i", "127.0.0.1", "-p", str(port)]
-    command += ["-mp", str(media_port), "-m", "1", "-nostdin", "-timeout", "60s"]
+    command += ["-mp", str(media_port), "-m", "1", "-nostdin", "-timeout", "60s", *options]
     process = subprocess.Popen(command, stdout=log, stderr=log, cwd=var)
     time.sleep(0.2)
     try:
