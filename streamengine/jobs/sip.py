@@ -123,9 +123,9 @@ class SipAudioTrack(MediaStreamTrack):
 
 class SipCallJob(SubscribingJob):
     kind = "sip"
-    # G.711 ↔ 16 kHz in PJSIP, 16 ↔ 48 kHz resampling, one Opus decode and one encode
-    # (bench sip: docs/sip.md).
-    cost = 0.05
+    # G.711 ↔ 16 kHz in PJSIP, 16 ↔ 48 kHz resampling, one Opus decode and one encode:
+    # 0.14–0.16 core measured per call (bench sip, docs/sip.md).
+    cost = 0.15
     encoded = False
 
     async def start(self) -> None:
