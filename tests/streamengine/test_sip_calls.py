@@ -151,6 +151,9 @@ async def test_the_callee_hanging_up_ends_the_call_and_its_dtmf_is_kept(platform
         assert await asyncio.to_thread(sipp.wait, 10) == 0
 
 
+# baresip on a loaded 2-core machine now and then drops the platform's RTP ("Connection timed
+# out") or PJSIP hands the job no audio for a while: one rerun, the failure reason in the log.
+@pytest.mark.flaky(reruns=1, reruns_delay=2)
 async def test_audio_flows_both_ways_with_a_softphone(platform, loopback_client):
     """baresip answers and plays a 1 kHz tone: it is in the call's stream; alice's 600 Hz tone
     is what baresip hears (its decoded-audio dump) until PATCH /output/media/audio/from
@@ -288,6 +291,9 @@ async def test_dial_in_joins_the_room_and_delete_hangs_up(platform, dial_in_room
     assert sip_agent(platform, room)["progress"]["answered"] >= 1
 
 
+# baresip on a loaded 2-core machine now and then drops the platform's RTP ("Connection timed
+# out") or PJSIP hands the job no audio for a while: one rerun, the failure reason in the log.
+@pytest.mark.flaky(reruns=1, reruns_delay=2)
 async def test_a_softphone_dials_in_and_hears_the_stream_patched_in(platform, dial_in_room, loopback_client):
     """baresip calls the room playing a 1 kHz tone (found in the call's stream); PATCH
     /output/media/audio/from gives it alice's 600 Hz (found in what it recorded); it hangs up."""
