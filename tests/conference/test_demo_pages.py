@@ -23,9 +23,24 @@ def page_config(response) -> dict:
 def test_join_page_config_and_token(client):
     response = client.get("/demo/", {"token": "abc", "autojoin": "1"})
     assert response.status_code == 200
-    assert page_config(response) == {"iceServers": [], "autojoin": True, "watch": "all", "signalingUrl": None}
+    assert page_config(response) == {
+        "iceServers": [],
+        "autojoin": True,
+        "watch": "all",
+        "publish": True,
+        "view": False,
+        "signalingUrl": None,
+    }
     assert b">abc</textarea>" in response.content
     assert b'src="/static/owt/demo.js"' in response.content
+    assert b"The viewer layout" not in response.content
+
+
+def test_the_viewer_layout_watches_only(client):
+    response = client.get("/demo/", {"token": "abc", "autojoin": "1", "publish": "0", "view": "1", "watch": "mix"})
+    config = page_config(response)
+    assert (config["publish"], config["view"], config["watch"]) == (False, True, "mix")
+    assert b"The viewer layout" in response.content
 
 
 @pytest.mark.parametrize(("query", "watch"), [("mix", "mix"), ("none", "none"), ("everything", "all")])

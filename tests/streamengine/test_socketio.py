@@ -141,7 +141,7 @@ async def test_streams_offer_the_subscription_capabilities_the_sdk_reads(signali
         update = await bob.wait_for(
             "stream",
             lambda d: d["status"] == "update" and d["data"]["field"] == "." and d["id"] == camera.id,
-            timeout=15,
+            timeout=30,  # measured from the first frames, which a loaded machine delays
         )
         video = update["data"]["value"]["media"]["tracks"][0]
         assert video["parameters"]["resolution"] == {"width": 640, "height": 480}
