@@ -1,26 +1,30 @@
-"""SFU: CPU per forwarded subscriber, max subscribers at >= 29 fps, passthrough vs MediaRelay re-encoding.
+"""SFU: server CPU per subscriber and max fan-out at >= 29 fps, forwarding vs MediaRelay re-encoding.
 
 One 640x480 30 fps VP8 publication (synthetic, published from this process) and a growing
-number of subscribers (aiortc clients that count the encoded frames they receive without
-decoding them, spread over worker processes). The portal with its embedded media node
-runs in its own process (SQLite in a temporary directory, loopback only), so its CPU
-time is measured alone (``/proc/<pid>/stat``). Modes:
+number of subscribers in worker processes. The subscribers are cheap: they count and check
+the RTP packets (one SSRC, no sequence gaps, a keyframe first) and decode only their first
+frames, without aiortc's jitter buffer, NACKs or decoder, so the machine's cores go to the
+server. The portal with its embedded media node runs in its own process (SQLite in a
+temporary directory, loopback only), so its CPU time is measured alone (``/proc/<pid>/stat``);
+server CPU per subscriber is the slope over the steps. Modes:
 
-* ``passthrough``: the engine forwards the publisher's encoded frames (the default path);
+* ``frames``: the engine forwards the publisher's encoded frames (depacketized once,
+  packetized again per subscriber by aiortc's sender);
 * ``relay``: every subscriber is served by decode + re-encode through aiortc's
   ``MediaRelay`` (the engine's transcoding path forced on), the baseline.
 
-A step holds when every subscriber received >= 29 fps over the measurement window.
-Join-to-first-frame = from opening the signaling socket to the first frame received.
+A step holds when every subscriber received >= 29 fps (frames = RTP marker bits) over the
+measurement window. Join-to-first-frame = from opening the signaling socket to the first packet.
 
-    python -m bench sfu                    # ~3 min: noise picture, passthrough 1..32, relay 1..6
-    python -m bench sfu --pattern bars --passthrough-steps 1,8,16,32,48 --relay-steps 1,2,4,8,12
+    python -m bench sfu                    # ~3 min: noise picture, forwarding 1..48, relay 1..6
+    python -m bench sfu --pattern bars --forward-steps 1,16,32,64 --relay-steps 1,2,4,8,12
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fractions
 import json
 import os
 import statistics
@@ -30,10 +34,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
+import numpy as np
+from aiortc.codecs.vpx import vp8_depayload
+from aiortc.mediastreams import MediaStreamTrack
+
 from bench.report import emit, percentile
+from streamengine.media.rtpforward import is_keyframe_start
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_FPS = 29.0
+FRAMERATE = 30
+VIDEO_CLOCK = 90000
+MODES = ("frames", "relay")
+DEFAULT_MODES = "frames,relay"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -42,6 +56,59 @@ def _setup_django() -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "owt.settings")
     django.setup()
+
+
+# --- publisher: pre-encoded video -------------------------------------------------------------
+
+
+class PreEncodedVideoTrack(MediaStreamTrack):
+    """640x480 30 fps VP8 encoded once, up front, and sent in a loop: the publisher costs no
+    encoder, so the machine's cores go to the server and the subscribers.
+
+    ``pattern``: ``grain`` (a bar sweeping over a gradient with film-grain noise: the encoder
+    reaches ``kbps``), ``bars`` (the same without grain: far below it) or ``noise`` (random
+    luma: the encoder overshoots any target, ~10 Mbps). The loop starts with a keyframe;
+    :meth:`restart` (a keyframe request) makes it the next frame, as an encoder would.
+    """
+
+    kind = "video"
+
+    def __init__(self, pattern: str, kbps: float, seconds: float = 2.0) -> None:
+        from streamengine.client import SyntheticVideoTrack
+        from streamengine.media.encoding import VideoEncoder
+
+        super().__init__()
+        source = SyntheticVideoTrack(pattern="noise" if pattern == "noise" else "bars")
+        encoder = VideoEncoder("vp8", 640, 480, FRAMERATE, kbps, keyframe_seconds=1000)
+        grain = np.random.default_rng(17)
+        self.packets: list[bytes] = []
+        for index in range(int(seconds * FRAMERATE)):
+            luma = np.frombuffer(source.planes[index % len(source.planes)], np.uint8)
+            if pattern == "grain":
+                luma = luma + grain.integers(0, 16, luma.size, dtype=np.uint8)  # the gradient tops at 235
+            frame = av.VideoFrame(640, 480, "yuv420p")
+            for plane, data in zip(frame.planes, (luma.tobytes(), *source.chroma), strict=True):
+                plane.update(data)
+            self.packets += [bytes(p) for p in encoder.encode(frame, index * VIDEO_CLOCK // FRAMERATE)]
+        self.kbps = sum(map(len, self.packets)) * 8 / 1000 / seconds
+        self.index = 0
+        self.sent = 0
+        self.started: float | None = None
+
+    def restart(self) -> None:
+        self.index = 0
+
+    async def recv(self) -> av.Packet:
+        if self.started is None:
+            self.started = time.monotonic()
+        delay = self.started + self.sent / FRAMERATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        packet = av.Packet(self.packets[self.index])
+        packet.pts, packet.time_base = self.sent * VIDEO_CLOCK // FRAMERATE, fractions.Fraction(1, VIDEO_CLOCK)
+        self.index = (self.index + 1) % len(self.packets)
+        self.sent += 1
+        return packet
 
 
 # --- server process: portal + embedded node --------------------------------------------
@@ -93,32 +160,89 @@ def _server_env(workdir: str) -> dict:
 # --- worker process: many subscribers ----------------------------------------------------
 
 
-async def _work(url: str) -> None:
+class RtpCheck:
+    """One cheap subscriber's video: counts and validates the RTP packets, decodes a sample.
+
+    No jitter buffer, NACK or decoder thread (``ConferenceClient.subscribe(rtp=...)``), so a
+    subscriber costs little more than its SRTP decryption: the benchmark measures the server.
+    Checks: one SSRC, sequence numbers without gaps, the first packet starts a keyframe; the
+    first ``decode`` frames are reassembled and decoded with PyAV.
+    """
+
+    def __init__(self, decode: int) -> None:
+        self.ssrcs: set[int] = set()
+        self.packets = self.frames = self.bytes = self.gaps = self.reordered = 0
+        self.last_seq: int | None = None
+        self.keyframe_first: bool | None = None
+        self.first = asyncio.Event()
+        self.decode_left = decode
+        self.decoder = av.CodecContext.create("vp8", "r") if decode else None
+        self.partial: list[bytes] = []
+        self.decoded: list[tuple[int, int]] = []
+        self.decode_errors = 0
+
+    def __call__(self, kind: str, packet) -> None:
+        if kind != "video":
+            return
+        self.packets += 1
+        self.bytes += len(packet.payload)
+        self.ssrcs.add(packet.ssrc)
+        seq = packet.sequence_number
+        if self.last_seq is None:
+            self.keyframe_first = is_keyframe_start("vp8", packet.payload)
+            self.first.set()
+            self.last_seq = seq
+        else:
+            ahead = (seq - self.last_seq) & 0xFFFF
+            if ahead and ahead < 0x8000:
+                self.gaps += ahead - 1
+                self.last_seq = seq
+            else:
+                self.reordered += 1
+        if packet.marker:
+            self.frames += 1
+        if self.decode_left:
+            self.partial.append(vp8_depayload(packet.payload))
+            if packet.marker:
+                self.decode_left -= 1
+                try:
+                    frames = self.decoder.decode(av.Packet(b"".join(self.partial)))
+                    self.decoded += [(f.width, f.height) for f in frames]
+                except av.FFmpegError:
+                    self.decode_errors += 1
+                self.partial = []
+
+    def report(self) -> dict:
+        return {
+            "ssrcs": len(self.ssrcs),
+            "gaps": self.gaps,
+            "reordered": self.reordered,
+            "keyframe_first": bool(self.keyframe_first),
+            "decoded": len(self.decoded),
+            "decoded_640x480": sum(size == (640, 480) for size in self.decoded),
+            "decode_errors": self.decode_errors,
+        }
+
+
+async def _work(url: str, decode: int) -> None:
     """Commands on stdin (JSON lines): {"add": [tokens], "stream": id} / {"measure": seconds} / {"quit": 1}."""
     from streamengine.client import ConferenceClient
     from streamengine.media.ice import use_host_addresses
 
     use_host_addresses(["127.0.0.1"])
-    subscribers: list[tuple[ConferenceClient, object]] = []
-    counts: list[int] = []
+    subscribers: list[tuple[ConferenceClient, RtpCheck]] = []
     loop = asyncio.get_running_loop()
-
-    async def count(index: int, frames: asyncio.Queue) -> None:
-        while True:
-            await frames.get()
-            counts[index] += 1
 
     async def join(token: str, stream: str) -> float:
         started = time.perf_counter()
         client = ConferenceClient(url)
         await client.__aenter__()
         await client.join(token)
-        session = await client.subscribe(stream, audio=False, encoded=True, timeout=30)
-        await asyncio.wait_for(session.frames.get(), 30)
-        latency = time.perf_counter() - started
-        counts.append(0)
-        subscribers.append((client, asyncio.create_task(count(len(counts) - 1, session.frames))))
-        return latency
+        check = RtpCheck(decode)
+        await client.subscribe(stream, audio=False, rtp=check, timeout=30)
+        await asyncio.wait_for(check.first.wait(), 30)
+        subscribers.append((client, check))
+        return time.perf_counter() - started
 
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -129,14 +253,18 @@ async def _work(url: str) -> None:
             latencies = await asyncio.gather(*(join(t, command["stream"]) for t in command["add"]))
             reply = {"latencies": list(latencies)}
         elif "measure" in command:
-            before = list(counts)
-            await asyncio.sleep(command["measure"])
-            reply = {"fps": [(after - b) / command["measure"] for after, b in zip(counts, before, strict=True)]}
+            window = command["measure"]
+            before = [(check.frames, check.packets, check.bytes) for _, check in subscribers]
+            await asyncio.sleep(window)
+            rates = [
+                ((c.frames - f) / window, (c.packets - p) / window, (c.bytes - b) * 8 / 1000 / window)
+                for (_, c), (f, p, b) in zip(subscribers, before, strict=True)
+            ]
+            reply = {"rates": rates, "checks": [check.report() for _, check in subscribers]}
         else:
             break
         print(json.dumps(reply), flush=True)
-    for client, task in subscribers:
-        task.cancel()
+    for client, _ in subscribers:
         await client.close()
 
 
@@ -149,9 +277,9 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class Worker:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, decode: int) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.sfu", "--worker", url],
+            [sys.executable, "-m", "bench.sfu", "--worker", url, "--decode", str(decode)],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -172,9 +300,20 @@ class Worker:
         self.process.wait(30)
 
 
+def _failed_checks(check: dict, decode: int) -> bool:
+    """A subscriber whose stream was not what the publisher sent, as a decoder needs it."""
+    return (
+        check["ssrcs"] != 1
+        or not check["keyframe_first"]
+        or check["decode_errors"] > 0
+        or check["decoded_640x480"] < decode
+    )
+
+
 async def _run_mode(mode: str, steps: list[int], args) -> list[dict]:
-    from streamengine.client import ConferenceClient, SyntheticVideoTrack
+    from streamengine.client import ConferenceClient
     from streamengine.media.ice import use_host_addresses
+    from streamengine.media.passthrough import route_keyframe_requests
 
     use_host_addresses(["127.0.0.1"])
     rows = []
@@ -191,8 +330,11 @@ async def _run_mode(mode: str, steps: list[int], args) -> list[dict]:
             tokens = hello["tokens"]
             async with ConferenceClient(hello["url"]) as publisher:
                 await publisher.join(tokens.pop())
-                publication = await publisher.publish([SyntheticVideoTrack(pattern=args.pattern)], video_codec="vp8")
-                workers = [Worker(hello["url"]) for _ in range(args.workers)]
+                video = PreEncodedVideoTrack(args.pattern, args.kbps)
+                publication = await publisher.publish([video], video_codec="vp8")
+                # The server's keyframe requests restart the loop at its keyframe.
+                route_keyframe_requests(publication.pc.getSenders()[0], video.restart)
+                workers = [Worker(hello["url"], args.decode) for _ in range(args.workers)]
                 await asyncio.sleep(args.settle)
                 latencies: list[float] = []
                 current = 0
@@ -209,18 +351,29 @@ async def _run_mode(mode: str, steps: list[int], args) -> list[dict]:
                     latencies += [x for r in replies for x in r["latencies"]]
                     current = target
                     await asyncio.sleep(args.settle)
-                    cpu_before, wall_before = _cpu_seconds(server.pid), time.monotonic()
+                    pids = [w.process.pid for w in workers]
+                    cpu_before, clients_before = _cpu_seconds(server.pid), sum(map(_cpu_seconds, pids))
+                    wall_before = time.monotonic()
                     measured = await asyncio.gather(*(w.call({"measure": args.window}) for w in workers))
-                    cpu = (_cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - wall_before) * 100
-                    fps = [x for m in measured for x in m["fps"]]
+                    wall = time.monotonic() - wall_before
+                    cpu = (_cpu_seconds(server.pid) - cpu_before) / wall * 100
+                    clients = (sum(map(_cpu_seconds, pids)) - clients_before) / wall * 100
+                    rates = [x for m in measured for x in m["rates"]]
+                    fps = [r[0] for r in rates]
+                    checks = [c for m in measured for c in m["checks"]]
                     rows.append(
                         {
                             "mode": mode,
                             "subscribers": target,
                             "server_cpu_%": cpu,
+                            "clients_cpu_%": clients,
                             "min_fps": min(fps) if fps else 0.0,
                             "median_fps": statistics.median(fps) if fps else 0.0,
+                            "packets_per_s": statistics.median(r[1] for r in rates) if rates else 0.0,
+                            "kbps": statistics.median(r[2] for r in rates) if rates else 0.0,
                             "holds_29fps": bool(fps) and min(fps) >= TARGET_FPS,
+                            "seq_gaps": sum(c["gaps"] for c in checks),
+                            "failed_checks": sum(_failed_checks(c, args.decode) for c in checks),
                             "join_to_first_frame_ms_p50": 1000 * percentile(latencies, 0.5) if latencies else 0.0,
                         }
                     )
@@ -247,51 +400,65 @@ def _max_holding(rows: list[dict]) -> tuple[int, bool]:
     return (max(held) if held else 0), failed
 
 
-async def _orchestrate(args) -> None:
-    rows = await _run_mode("passthrough", args.passthrough_steps, args)
-    rows += await _run_mode("relay", args.relay_steps, args)
-    best, capped = _max_holding([r for r in rows if r["mode"] == "passthrough"])
-    base, _ = _max_holding([r for r in rows if r["mode"] == "relay"])
-    latency = [r for r in rows if r["mode"] == "passthrough" and "join_to_first_frame_ms_p95" in r]
-    per_sub = [r["cpu_per_sub_%"] for r in rows if r["mode"] == "passthrough" and "cpu_per_sub_%" in r]
-    relay_per_sub = [r["cpu_per_sub_%"] for r in rows if r["mode"] == "relay" and "cpu_per_sub_%" in r]
-    notes = {
-        "publication": f"640x480 30 fps VP8, synthetic ({args.pattern})",
-        "max_subscribers_passthrough": best if capped else f">= {best} (largest tested)",
-        "max_subscribers_relay": base,
-        "ratio_passthrough_vs_relay": f"{'' if capped else '>= '}{best / base:.1f}x" if base else "n/a",
-        "server_cpu_per_subscriber_%_passthrough": round(statistics.median(per_sub), 2) if per_sub else "n/a",
-        "server_cpu_per_subscriber_%_relay": round(statistics.median(relay_per_sub), 2) if relay_per_sub else "n/a",
-        # The subscribers share the 2 cores with the server, so the fps limit above is often the load
-        # generators'; this is what one core of server could carry from the measured slope.
-        "est_subscribers_per_server_core_passthrough": round(100 / statistics.median(per_sub)) if per_sub else "n/a",
-        "est_subscribers_per_server_core_relay": round(100 / statistics.median(relay_per_sub), 1)
-        if relay_per_sub
-        else "n/a",
-        "join_to_first_frame_ms_single_subscriber": next(
-            (
-                round(r["join_to_first_frame_ms_p50"])
-                for r in rows
-                if r["mode"] == "passthrough" and r["subscribers"] == 1
-            ),
-            "n/a",
-        ),
-        "join_to_first_frame_ms_p50_p95_all_joins": (
+def _per_subscriber(rows: list[dict], column: str) -> float | None:
+    """% of one core per subscriber: the slope of ``column`` over the steps (idle step included)."""
+    if len(rows) < 2:
+        return None
+    return statistics.linear_regression([r["subscribers"] for r in rows], [r[column] for r in rows]).slope
+
+
+def _summary(mode: str, rows: list[dict]) -> dict:
+    best, capped = _max_holding(rows)
+    per_sub = _per_subscriber(rows, "server_cpu_%")
+    clients = _per_subscriber(rows, "clients_cpu_%")
+    latency = [r for r in rows if "join_to_first_frame_ms_p95" in r]
+    return {
+        f"{mode}: max_subscribers_at_29fps": best if capped else f">= {best} (largest tested)",
+        f"{mode}: server_cpu_per_subscriber_%": round(per_sub, 2) if per_sub is not None else "n/a",
+        f"{mode}: est_subscribers_per_server_core": round(100 / per_sub) if per_sub else "n/a",
+        f"{mode}: subscriber_processes_cpu_per_subscriber_%": round(clients, 2) if clients is not None else "n/a",
+        f"{mode}: failed_subscriber_checks": sum(r["failed_checks"] for r in rows),
+        f"{mode}: join_to_first_frame_ms_p50_p95": (
             f"{latency[0]['join_to_first_frame_ms_p50']:.0f} / {latency[0]['join_to_first_frame_ms_p95']:.0f}"
             if latency
             else "n/a"
         ),
-        "cores": os.cpu_count(),
-        "note": "subscribers (aiortc, no decoding) share the machine's cores with the server",
     }
+
+
+async def _orchestrate(args) -> None:
+    rows: list[dict] = []
+    notes: dict = {"publication": f"640x480 30 fps VP8, pre-encoded ({args.pattern}, target {args.kbps:.0f} kbps)"}
+    per_sub: dict[str, float | None] = {}
+    for mode in args.modes:
+        mode_rows = await _run_mode(mode, args.relay_steps if mode == "relay" else args.forward_steps, args)
+        rows += mode_rows
+        per_sub[mode] = _per_subscriber(mode_rows, "server_cpu_%")
+        notes.update(_summary(mode, mode_rows))
+    relay = per_sub.get("relay")
+    for mode, value in per_sub.items():
+        if mode != "relay" and relay and value:
+            notes[f"relay_cpu_per_subscriber / {mode}_cpu_per_subscriber"] = f"{relay / value:.0f}x"
+    notes.update(
+        cores=os.cpu_count(),
+        note=(
+            "server CPU per subscriber = slope of the server process's CPU over the steps; the subscribers "
+            "(cheap RTP receivers, separate processes) and the publisher share the machine's cores"
+        ),
+    )
     columns = [
         "mode",
         "subscribers",
         "server_cpu_%",
         "cpu_per_sub_%",
+        "clients_cpu_%",
         "min_fps",
         "median_fps",
+        "packets_per_s",
+        "kbps",
         "holds_29fps",
+        "seq_gaps",
+        "failed_checks",
         "join_to_first_frame_ms_p50",
     ]
     emit("sfu", rows, notes=notes, columns=columns)
@@ -301,17 +468,33 @@ def _steps(text: str) -> list[int]:
     return sorted({int(x) for x in text.split(",") if x.strip()})
 
 
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}"
+        )
+    return modes
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench sfu", description=__doc__.splitlines()[0])
-    parser.add_argument("--passthrough-steps", type=_steps, default=_steps("1,8,16,24,32"))
+    parser.add_argument("--modes", type=_modes, default=_modes(DEFAULT_MODES), help=f"of {', '.join(MODES)}")
+    parser.add_argument("--forward-steps", type=_steps, default=_steps("1,8,16,32,48"))
     parser.add_argument("--relay-steps", type=_steps, default=_steps("1,2,4,6"))
     parser.add_argument("--window", type=float, default=4.0, help="seconds measured per step")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds waited after subscribers join")
     parser.add_argument("--workers", type=int, default=2, help="subscriber processes")
+    parser.add_argument("--decode", type=int, default=10, help="frames each subscriber decodes (from its first)")
     parser.add_argument("--stop-below", type=float, default=1.0, help="stop a mode when min fps < this x 29")
     parser.add_argument(
-        "--pattern", choices=["bars", "noise"], default="noise", help="synthetic picture (noise: full bitrate)"
+        "--pattern",
+        choices=["grain", "bars", "noise"],
+        default="grain",
+        help="picture: grain reaches --kbps, bars stays far below, noise overshoots (~10 Mbps)",
     )
+    parser.add_argument("--kbps", type=float, default=1500, help="the publication's target bitrate")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--transcode-all", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", type=int, default=0, help=argparse.SUPPRESS)
@@ -321,7 +504,7 @@ def main(argv: list[str]) -> None:
     if args.serve:
         asyncio.run(_serve(args.transcode_all, args.tokens))
     elif args.worker:
-        asyncio.run(_work(args.worker))
+        asyncio.run(_work(args.worker, args.decode))
     else:
         asyncio.run(_orchestrate(args))
 
