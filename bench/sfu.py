@@ -8,15 +8,18 @@ server. The portal with its embedded media node runs in its own process (SQLite 
 temporary directory, loopback only), so its CPU time is measured alone (``/proc/<pid>/stat``);
 server CPU per subscriber is the slope over the steps. Modes:
 
-* ``frames``: the engine forwards the publisher's encoded frames (depacketized once,
-  packetized again per subscriber by aiortc's sender);
+* ``rtp`` (the default path): the engine forwards the publisher's RTP packets, rewritten
+  per subscriber (``streamengine/media/rtpforward.py``);
+* ``frames`` (``MEDIA_FORWARD_RTP=0``): it forwards the publisher's encoded frames
+  (depacketized once, packetized again per subscriber by aiortc's sender);
 * ``relay``: every subscriber is served by decode + re-encode through aiortc's
   ``MediaRelay`` (the engine's transcoding path forced on), the baseline.
 
 A step holds when every subscriber received >= 29 fps (frames = RTP marker bits) over the
 measurement window. Join-to-first-frame = from opening the signaling socket to the first packet.
 
-    python -m bench sfu                    # ~3 min: noise picture, forwarding 1..48, relay 1..6
+    python -m bench sfu                    # ~3 min: rtp 1..48 and relay 1..6 subscribers, 1.5 Mbps
+    python -m bench sfu --modes rtp,frames,relay --pattern noise   # the ~11 Mbps worst case
     python -m bench sfu --pattern bars --forward-steps 1,16,32,64 --relay-steps 1,2,4,8,12
 """
 
@@ -46,8 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_FPS = 29.0
 FRAMERATE = 30
 VIDEO_CLOCK = 90000
-MODES = ("frames", "relay")
-DEFAULT_MODES = "frames,relay"
+MODES = ("rtp", "frames", "relay")
+DEFAULT_MODES = "rtp,relay"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -145,9 +148,10 @@ async def _serve(transcode_all: bool, tokens: int) -> None:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
-def _server_env(workdir: str) -> dict:
+def _server_env(workdir: str, mode: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CHANNEL_LAYER")}
     env.update(
+        MEDIA_FORWARD_RTP="0" if mode == "frames" else "1",
         OWT_VAR_DIR=workdir,
         MEDIA_HOST_ADDRESSES="127.0.0.1",
         ICE_SERVERS="[]",
@@ -261,6 +265,8 @@ async def _work(url: str, decode: int) -> None:
                 for (_, c), (f, p, b) in zip(subscribers, before, strict=True)
             ]
             reply = {"rates": rates, "checks": [check.report() for _, check in subscribers]}
+        elif "ping" in command:
+            reply = {}
         else:
             break
         print(json.dumps(reply), flush=True)
@@ -322,7 +328,7 @@ async def _run_mode(mode: str, steps: list[int], args) -> list[dict]:
         if mode == "relay":
             command.append("--transcode-all")
         server = subprocess.Popen(
-            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_server_env(workdir)
+            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_server_env(workdir, mode)
         )
         workers: list[Worker] = []
         try:
@@ -335,6 +341,7 @@ async def _run_mode(mode: str, steps: list[int], args) -> list[dict]:
                 # The server's keyframe requests restart the loop at its keyframe.
                 route_keyframe_requests(publication.pc.getSenders()[0], video.restart)
                 workers = [Worker(hello["url"], args.decode) for _ in range(args.workers)]
+                await asyncio.gather(*(w.call({"ping": 1}) for w in workers))  # started: imports done
                 await asyncio.sleep(args.settle)
                 latencies: list[float] = []
                 current = 0
@@ -411,11 +418,16 @@ def _summary(mode: str, rows: list[dict]) -> dict:
     best, capped = _max_holding(rows)
     per_sub = _per_subscriber(rows, "server_cpu_%")
     clients = _per_subscriber(rows, "clients_cpu_%")
+    packet_rate = statistics.median(r["packets_per_s"] for r in rows[1:]) if len(rows) > 1 else 0
     latency = [r for r in rows if "join_to_first_frame_ms_p95" in r]
     return {
         f"{mode}: max_subscribers_at_29fps": best if capped else f">= {best} (largest tested)",
         f"{mode}: server_cpu_per_subscriber_%": round(per_sub, 2) if per_sub is not None else "n/a",
         f"{mode}: est_subscribers_per_server_core": round(100 / per_sub) if per_sub else "n/a",
+        # Forwarding costs per packet sent (SRTP, a send system call each): the figure scales with packets/s.
+        f"{mode}: server_us_per_packet_per_subscriber": (
+            round(per_sub / 100 / packet_rate * 1e6, 1) if per_sub is not None and packet_rate else "n/a"
+        ),
         f"{mode}: subscriber_processes_cpu_per_subscriber_%": round(clients, 2) if clients is not None else "n/a",
         f"{mode}: failed_subscriber_checks": sum(r["failed_checks"] for r in rows),
         f"{mode}: join_to_first_frame_ms_p50_p95": (

@@ -288,6 +288,9 @@ ICE_SERVERS_JSON = os.environ.get("ICE_SERVERS", "[]")
 MEDIA_HOST_ADDRESSES = env_list("MEDIA_HOST_ADDRESSES")
 MEDIA_NODE_EMBEDDED = env_bool("MEDIA_NODE_EMBEDDED", CHANNEL_LAYER == "memory")
 MEDIA_NODE_HEARTBEAT_SECONDS = float(os.environ.get("MEDIA_NODE_HEARTBEAT_SECONDS", "5"))
+# The SFU forwards the publishers' RTP packets (rewritten per subscriber); 0: their frames,
+# packetized again per subscriber (the former path, kept as a fallback).
+MEDIA_FORWARD_RTP = env_bool("MEDIA_FORWARD_RTP", True)
 
 # --- OWT ------------------------------------------------------------------------
 # Where clients reach this portal; written into room tokens ("host" and "secure").

@@ -57,7 +57,7 @@ class MediaNode:
         self.id = node_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.embedded = embedded
         self.layer = get_channel_layer()
-        self.sfu = SFU(self.on_session_event, transcode_all=transcode_all)
+        self.sfu = SFU(self.on_session_event, transcode_all=transcode_all, forward_rtp=settings.MEDIA_FORWARD_RTP)
         self.channel_name = ""
         # Where each participant's events go: its signaling consumer, or its parked mailbox.
         self.replies: dict[str, str] = {}
