@@ -28,7 +28,7 @@ from aiortc.rtp import (
 )
 
 from streamengine.client import SyntheticVideoTrack
-from streamengine.media.rtpforward import HISTORY_PACKETS, RtpForwarder, RtpSource, is_keyframe_start
+from streamengine.media.rtpforward import HISTORY_PACKETS, RtpForwarder, RtpSource, is_keyframe_start, publish_rtp
 from tests.streamengine.helpers import eventually
 
 VP8, RTX = 97, 98
@@ -218,6 +218,40 @@ async def test_nack_is_answered_from_the_publication_history(rtx):
     await stop(forwarder)
 
 
+async def test_publisher_retransmissions_are_unwrapped_into_the_history():
+    """The publisher's RTX (its answer to the node's NACKs) fills the publication's history
+    and reaches subscribers as the original packet; aiortc still gets every packet."""
+
+    class Receiver:
+        def __init__(self) -> None:
+            self.handled: list[RtpPacket] = []
+
+        async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+            self.handled.append(packet)
+
+    codecs = [
+        RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96),
+        RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96}),
+        RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=100),
+    ]
+    receiver, feed = Receiver(), source()
+    forwarder, wire = await subscriber()
+    forwarder.retarget(feed)
+    forwarder.start()
+    publish_rtp(receiver, codecs, feed)  # type: ignore[arg-type]
+    media = RtpPacket(payload_type=96, marker=1, sequence_number=10, timestamp=0, ssrc=111, payload=KEY)
+    other_codec = RtpPacket(payload_type=100, sequence_number=1, ssrc=333, payload=b"\x65")
+    rtx = RtpPacket(payload_type=97, marker=1, sequence_number=5, timestamp=3000, ssrc=222, payload=b"\x00\x0b" + DELTA)
+    padding = RtpPacket(payload_type=97, sequence_number=6, ssrc=222)  # bandwidth probing: nothing to forward
+    for p in (media, other_codec, rtx, padding):
+        await receiver._handle_rtp_packet(p, arrival_time_ms=0)
+    assert receiver.handled == [media, other_codec, rtx, padding]
+    kept = feed.packet(11)
+    assert (kept.ssrc, kept.payload_type, kept.payload, kept.timestamp) == (111, 96, DELTA, 3000)
+    assert [p.payload for p in wire.rtp()] == [KEY, DELTA] and feed.packets == 2
+    await stop(forwarder)
+
+
 async def test_sender_reports_describe_the_forwarded_stream():
     feed = source()
     forwarder, wire = await subscriber()
@@ -272,3 +306,30 @@ async def test_source_switch_over_webrtc_is_one_decodable_stream(pair):
     sizes = decoded_sizes(packets)
     switch = sizes.index((320, 240))
     assert set(sizes[:switch]) == {(640, 480)} and set(sizes[switch:]) == {(320, 240)}
+
+
+@pytest.mark.media
+async def test_a_packet_lost_on_the_way_to_a_subscriber_is_resent_from_the_history(published_pair):
+    """Real WebRTC: one packet to bob is lost; his receiver NACKs it and the node resends it
+    from the publication's history, as RTX (bob's answer negotiated it)."""
+    from streamengine.node import ensure_embedded_node
+
+    transceiver = published_pair.subscription.pc.getTransceivers()[0]
+    rtx = next(c.payloadType for c in transceiver._codecs if c.mimeType.lower() == "video/rtx")
+    handle = transceiver.receiver._handle_rtp_packet
+    dropped: list[RtpPacket] = []
+    resent: list[RtpPacket] = []
+
+    async def lossy(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if packet.payload_type == rtx:
+            resent.append(packet)
+        elif not dropped and not packet.marker:
+            dropped.append(packet)
+            return  # lost on the way
+        await handle(packet, arrival_time_ms=arrival_time_ms)
+
+    transceiver.receiver._handle_rtp_packet = lossy
+    await eventually(lambda: resent, db=False)
+    assert int.from_bytes(resent[0].payload[:2], "big") == dropped[0].sequence_number
+    assert resent[0].payload[2:] == dropped[0].payload
+    assert (await ensure_embedded_node()).sfu.stats()["retransmitted_packets"] >= 1
