@@ -177,8 +177,9 @@ class Packetizer:
     """Encoded frames made into RTP packets once, for an :class:`RtpSource` (a transcoded form)."""
 
     def __init__(self, codec: str, source: RtpSource) -> None:
-        mime = f"{source.kind}/{codec.upper() if codec != 'opus' else 'opus'}"
-        self.encoder = get_encoder(RTCRtpCodecParameters(mimeType=mime, clockRate=source.clock_rate, payloadType=96))
+        # aiortc's encoder for the codec, used only to packetize (``Encoder.pack``): it opens no codec.
+        codec_parameters = RTCRtpCodecParameters(f"{source.kind}/{codec}", source.clock_rate, payloadType=96)
+        self.encoder = get_encoder(codec_parameters)
         self.source = source
         self.sequence_number = random16()
         self.ssrc = random32()
