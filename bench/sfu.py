@@ -18,7 +18,7 @@ server CPU per subscriber is the slope over the steps. Modes:
 A step holds when every subscriber received >= 29 fps (frames = RTP marker bits) over the
 measurement window. Join-to-first-frame = from opening the signaling socket to the first packet.
 
-    python -m bench sfu                    # ~3 min: rtp 1..48 and relay 1..6 subscribers, 1.5 Mbps
+    python -m bench sfu                    # ~3 min: rtp 1..64 and relay 1..6 subscribers, 1.5 Mbps
     python -m bench sfu --modes rtp,frames,relay --pattern noise   # the ~11 Mbps worst case
     python -m bench sfu --pattern bars --forward-steps 1,16,32,64 --relay-steps 1,2,4,8,12
 """
@@ -530,7 +530,7 @@ def _modes(text: str) -> list[str]:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench sfu", description=__doc__.splitlines()[0])
     parser.add_argument("--modes", type=_modes, default=_modes(DEFAULT_MODES), help=f"of {', '.join(MODES)}")
-    parser.add_argument("--forward-steps", type=_steps, default=_steps("1,8,16,32,48"))
+    parser.add_argument("--forward-steps", type=_steps, default=_steps("1,16,32,48,64"))
     parser.add_argument("--relay-steps", type=_steps, default=_steps("1,2,4,6"))
     parser.add_argument("--window", type=float, default=4.0, help="seconds measured per step")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds waited after subscribers join")
