@@ -22,6 +22,7 @@ by ``passthrough.check_aiortc_internals``):
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket, RtpPacket, unwrap_rtx
 from aiortc.utils import random16, random32
 
 from streamengine.media.passthrough import CLOCK_RATES, KEYFRAME_RETRY_SECONDS
+
+logger = logging.getLogger(__name__)
 
 H264_STAP_A, H264_FU_A = 24, 28
 H264_IDR, H264_SPS = 5, 7
@@ -90,9 +93,12 @@ def tap_rtp(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], object], 
     original = receiver._handle_rtp_packet
 
     async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
-        result = on_packet(packet)
-        if result is not None:
-            await result
+        try:
+            result = on_packet(packet)
+            if result is not None:
+                await result
+        except Exception:  # the publisher's transport must not end over one packet
+            logger.exception("RTP tap failed for a packet")
         if then_receive:
             await original(packet, arrival_time_ms=arrival_time_ms)
 
@@ -152,7 +158,12 @@ class RtpSource:
         keyframe = is_keyframe_start(self.codec, packet.payload)
         sent_at = abs_send_time()
         for forwarder in self.forwarders:
-            await forwarder.forward(packet, keyframe, sent_at)
+            try:
+                await forwarder.forward(packet, keyframe, sent_at)
+            except Exception:  # one subscriber's failure must not stop the others
+                if not forwarder.failed:
+                    logger.exception("forwarding to a subscriber failed (logged once per subscriber)")
+                forwarder.failed = True
 
 
 def publish_rtp(receiver: RTCRtpReceiver, codecs: list[RTCRtpCodecParameters], source: RtpSource) -> None:
@@ -250,6 +261,7 @@ class RtpForwarder(MediaStreamTrack):
         self.rtx_seq = random16()
         # Counters (sender reports and stats).
         self.packets = self.octets = self.forwarded = self.dropped = self.retransmitted = 0
+        self.failed = False  # a packet could not be forwarded (logged once)
         self._capture_parameters()
 
     # -- negotiation --------------------------------------------------------------------

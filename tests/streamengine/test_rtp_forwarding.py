@@ -129,6 +129,24 @@ async def test_each_subscriber_gets_its_own_ssrc_payload_type_and_numbering():
     await stop(first, second)
 
 
+async def test_a_failing_subscriber_does_not_stop_the_others(caplog):
+    feed = source()
+    (broken, _), (healthy, wire) = await subscriber(), await subscriber()
+    for forwarder in (broken, healthy):
+        forwarder.retarget(feed)
+        forwarder.start()
+
+    async def fail(*args) -> None:
+        raise RuntimeError("boom")
+
+    broken._send = fail
+    for seq in (1, 2):
+        await feed.feed(packet(seq, seq * 3000, KEY))
+    assert len(wire.rtp()) == 2 and broken.failed
+    assert caplog.text.count("forwarding to a subscriber failed") == 1  # once, not per packet
+    await stop(broken, healthy)
+
+
 async def test_source_switch_keeps_sequence_numbers_and_timestamps_continuous():
     requests: list = []
     camera, screen = source(), source(requests)
