@@ -171,18 +171,23 @@ class RtpCheck:
 
     No jitter buffer, NACK or decoder thread (``ConferenceClient.subscribe(rtp=...)``), so a
     subscriber costs little more than its SRTP decryption: the benchmark measures the server.
-    Checks: one SSRC, sequence numbers without gaps, the first packet starts a keyframe; the
-    first ``decode`` frames are reassembled and decoded with PyAV.
+    Checks: one SSRC, the first packet starts a keyframe, sequence numbers (a gap is a
+    packet missing when a later one came; it is lost if it never comes, a retransmission of
+    the node's own NACK to the publisher may fill it); the first ``decode`` frames are
+    reassembled in sequence order and decoded with PyAV.
     """
 
     def __init__(self, decode: int) -> None:
         self.ssrcs: set[int] = set()
         self.packets = self.frames = self.bytes = self.gaps = self.reordered = 0
         self.last_seq: int | None = None
+        self.missing: set[int] = set()
         self.keyframe_first: bool | None = None
         self.first = asyncio.Event()
         self.decode_left = decode
         self.decoder = av.CodecContext.create("vp8", "r") if decode else None
+        self.pending: dict[int, object] = {}  # the sample's packets by sequence number
+        self.next_seq: int | None = None
         self.partial: list[bytes] = []
         self.decoded: list[tuple[int, int]] = []
         self.decode_errors = 0
@@ -197,17 +202,28 @@ class RtpCheck:
         if self.last_seq is None:
             self.keyframe_first = is_keyframe_start("vp8", packet.payload)
             self.first.set()
-            self.last_seq = seq
+            self.last_seq = self.next_seq = seq
         else:
             ahead = (seq - self.last_seq) & 0xFFFF
             if ahead and ahead < 0x8000:
                 self.gaps += ahead - 1
+                if len(self.missing) < 10000:
+                    self.missing.update((self.last_seq + i) & 0xFFFF for i in range(1, ahead))
                 self.last_seq = seq
             else:
                 self.reordered += 1
+                self.missing.discard(seq)
         if packet.marker:
             self.frames += 1
         if self.decode_left:
+            self._sample(packet)
+
+    def _sample(self, packet) -> None:
+        """Decode the first frames, their packets put back in order (a late one is waited for)."""
+        self.pending[packet.sequence_number] = packet
+        while self.decode_left and self.next_seq in self.pending:
+            packet = self.pending.pop(self.next_seq)
+            self.next_seq = (self.next_seq + 1) & 0xFFFF
             self.partial.append(vp8_depayload(packet.payload))
             if packet.marker:
                 self.decode_left -= 1
@@ -217,11 +233,14 @@ class RtpCheck:
                 except av.FFmpegError:
                     self.decode_errors += 1
                 self.partial = []
+        if not self.decode_left:
+            self.pending.clear()
 
     def report(self) -> dict:
         return {
             "ssrcs": len(self.ssrcs),
             "gaps": self.gaps,
+            "lost": len(self.missing),
             "reordered": self.reordered,
             "keyframe_first": bool(self.keyframe_first),
             "decoded": len(self.decoded),
@@ -386,7 +405,7 @@ async def _run_mode(mode: str, steps: list[int], args) -> list[dict]:
                     await asyncio.sleep(args.settle)
                     pids = [w.process.pid for w in workers]
                     (user_before, sys_before), clients_before = _cpu_times(server.pid), sum(map(_cpu_seconds, pids))
-                    wall_before = time.monotonic()
+                    wall_before, sent_before = time.monotonic(), video.sent
                     measured = await asyncio.gather(*(w.call({"measure": args.window}) for w in workers))
                     wall = time.monotonic() - wall_before
                     user, system = _cpu_times(server.pid)
@@ -402,12 +421,15 @@ async def _run_mode(mode: str, steps: list[int], args) -> list[dict]:
                             "server_cpu_%": user + system,
                             "server_sys_cpu_%": system,
                             "clients_cpu_%": clients,
+                            # What the publisher sent meanwhile: below 29, the machine starved the source.
+                            "source_fps": (video.sent - sent_before) / wall,
                             "min_fps": min(fps) if fps else 0.0,
                             "median_fps": statistics.median(fps) if fps else 0.0,
                             "packets_per_s": statistics.median(r[1] for r in rates) if rates else 0.0,
                             "kbps": statistics.median(r[2] for r in rates) if rates else 0.0,
                             "holds_29fps": bool(fps) and min(fps) >= TARGET_FPS,
                             "seq_gaps": sum(c["gaps"] for c in checks),
+                            "lost": sum(c["lost"] for c in checks),
                             "failed_checks": sum(bool(_check_failures(c, args.decode)) for c in checks),
                             "check_failures": dict(
                                 collections.Counter(f for c in checks for f in _check_failures(c, args.decode))
@@ -501,12 +523,14 @@ async def _orchestrate(args) -> None:
         "server_sys_cpu_%",
         "cpu_per_sub_%",
         "clients_cpu_%",
+        "source_fps",
         "min_fps",
         "median_fps",
         "packets_per_s",
         "kbps",
         "holds_29fps",
         "seq_gaps",
+        "lost",
         "failed_checks",
         "join_to_first_frame_ms_p50",
     ]
