@@ -31,7 +31,6 @@ import collections
 import fractions
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -249,30 +248,14 @@ class RtpCheck:
         }
 
 
-RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # within this machine's net.core.rmem_max
-
-
-def _larger_receive_buffers() -> None:
-    """The subscribers' UDP sockets get a browser-sized receive buffer, so a keyframe's burst
-    is not lost while the busy machine schedules their process late."""
-    from aioice.ice import StunProtocol
-
-    made = StunProtocol.connection_made
-
-    def connection_made(self, transport) -> None:
-        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-        made(self, transport)
-
-    StunProtocol.connection_made = connection_made
-
-
 async def _work(url: str, decode: int) -> None:
     """Commands on stdin (JSON lines): {"add": [tokens], "stream": id} / {"measure": seconds} / {"quit": 1}."""
     from streamengine.client import ConferenceClient
-    from streamengine.media.ice import use_host_addresses
+    from streamengine.media.ice import use_host_addresses, use_receive_buffer
 
     use_host_addresses(["127.0.0.1"])
-    _larger_receive_buffers()
+    # Browser-sized: a keyframe's burst is not lost while the busy machine schedules us late.
+    use_receive_buffer(4 * 1024 * 1024)
     subscribers: list[tuple[ConferenceClient, RtpCheck]] = []
     loop = asyncio.get_running_loop()
 

@@ -351,3 +351,19 @@ async def test_a_packet_lost_on_the_way_to_a_subscriber_is_resent_from_the_histo
     assert int.from_bytes(resent[0].payload[:2], "big") == dropped[0].sequence_number
     assert resent[0].payload[2:] == dropped[0].payload
     assert (await ensure_embedded_node()).sfu.stats()["retransmitted_packets"] >= 1
+
+
+def test_the_node_sizes_its_udp_receive_buffers():
+    """aioice sizes each ICE socket from ``aioice.turn.UDP_SOCKET_BUFFER_SIZE`` when gathering."""
+    import aioice.turn
+
+    from streamengine.media.ice import use_receive_buffer
+
+    default = aioice.turn.UDP_SOCKET_BUFFER_SIZE
+    try:
+        use_receive_buffer(4 * 1024 * 1024)
+        assert aioice.turn.UDP_SOCKET_BUFFER_SIZE == 4 * 1024 * 1024
+        use_receive_buffer(0)
+        assert aioice.turn.UDP_SOCKET_BUFFER_SIZE == default
+    finally:
+        aioice.turn.UDP_SOCKET_BUFFER_SIZE = default
