@@ -296,6 +296,13 @@ ICE_SERVERS_JSON = os.environ.get("ICE_SERVERS", "[]")
 MEDIA_HOST_ADDRESSES = env_list("MEDIA_HOST_ADDRESSES")
 MEDIA_NODE_EMBEDDED = env_bool("MEDIA_NODE_EMBEDDED", CHANNEL_LAYER == "memory")
 MEDIA_NODE_HEARTBEAT_SECONDS = float(os.environ.get("MEDIA_NODE_HEARTBEAT_SECONDS", "5"))
+# The SFU forwards the publishers' RTP packets (rewritten per subscriber); 0: their frames,
+# packetized again per subscriber (the former path, kept as a fallback).
+MEDIA_FORWARD_RTP = env_bool("MEDIA_FORWARD_RTP", True)
+# Receive buffer of the node's UDP sockets (bytes; 0 = aioice's 256 KiB):
+# room for the publishers' packets while the node is busy. The kernel caps it at
+# net.core.rmem_max (raise that sysctl in production).
+MEDIA_UDP_RECEIVE_BUFFER_BYTES = int(os.environ.get("MEDIA_UDP_RECEIVE_BUFFER_BYTES", str(4 * 1024 * 1024)))
 
 # --- OWT ------------------------------------------------------------------------
 # Where clients reach this portal; written into room tokens ("host" and "secure").

@@ -11,7 +11,8 @@ join a room as participants with an internal token::
 
 ``subscribe(..., encoded=True)`` skips decoding: ``subscription.frames`` then receives
 the publisher's encoded frames (``(kind, bytes, rtp timestamp)``), for jobs that mux
-without re-encoding and for load generators.
+without re-encoding; ``subscribe(..., rtp=callback)`` only hands over the RTP packets
+(the SFU benchmark's cheap receivers).
 """
 
 from __future__ import annotations
@@ -25,18 +26,21 @@ import math
 import os
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpCodecCapability, RTCRtpSender, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
+from aiortc.rtp import RtpPacket
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from streamengine.media.ice import rtc_configuration
 from streamengine.media.mixer import bt601
 from streamengine.media.passthrough import install_tap
+from streamengine.media.rtpforward import tap_rtp
 
 SDK = {"sdk": {"type": "Python", "version": "1.0"}, "runtime": {"name": "aiortc"}}
 
@@ -298,11 +302,16 @@ class ConferenceClient:
         audio: bool = True,
         video: bool = True,
         encoded: bool = False,
+        rtp: Callable[[str, RtpPacket], None] | None = None,
         video_format: dict | None = None,
         video_parameters: dict | None = None,
         timeout: float = 15.0,
     ) -> Session:
-        """Subscribe to a stream's tracks; ``encoded`` delivers encoded frames instead of decoding."""
+        """Subscribe to a stream's tracks; ``encoded`` delivers encoded frames instead of decoding.
+
+        ``rtp``: ``rtp(kind, packet)`` gets the RTP packets as they arrive (decrypted) and
+        nothing else happens to them (no NACK, reassembly or decoding): a cheap receiver.
+        """
         pc = RTCPeerConnection(rtc_configuration())
         frames: asyncio.Queue | None = asyncio.Queue(maxsize=1000) if encoded else None
         received: dict[str, MediaStreamTrack] = {}
@@ -315,8 +324,10 @@ class ConferenceClient:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             received[track.kind] = track
-            if frames is not None:
-                receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+            receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+            if rtp is not None:
+                tap_rtp(receiver, lambda packet, kind=track.kind: rtp(kind, packet), then_receive=False)
+            elif frames is not None:
                 install_tap(receiver, lambda codec, frame, kind=track.kind: tapped(codec, frame, kind))
 
         kinds = [k for k, wanted in (("video", video), ("audio", audio)) if wanted]

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import connections
 
 from streamengine import protocol, services
-from streamengine.media.ice import use_host_addresses, use_ice_servers
+from streamengine.media.ice import use_host_addresses, use_ice_servers, use_receive_buffer
 from streamengine.media.passthrough import check_aiortc_internals
 from streamengine.media.sfu import SFU, Answered, Connected, Failed, Measured, SessionEvent, TransportConnected
 
@@ -57,7 +57,7 @@ class MediaNode:
         self.id = node_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.embedded = embedded
         self.layer = get_channel_layer()
-        self.sfu = SFU(self.on_session_event, transcode_all=transcode_all)
+        self.sfu = SFU(self.on_session_event, transcode_all=transcode_all, forward_rtp=settings.MEDIA_FORWARD_RTP)
         self.channel_name = ""
         # Where each participant's events go: its signaling consumer, or its parked mailbox.
         self.replies: dict[str, str] = {}
@@ -69,6 +69,7 @@ class MediaNode:
         check_aiortc_internals()
         use_ice_servers(json.loads(settings.ICE_SERVERS_JSON or "[]"))
         use_host_addresses(settings.MEDIA_HOST_ADDRESSES)
+        use_receive_buffer(settings.MEDIA_UDP_RECEIVE_BUFFER_BYTES)
         # The default prefix: channels_redis serves all of a process's own channels from one
         # list, and a second prefix in the same process would starve the consumers' receives.
         self.channel_name = await self.layer.new_channel()

@@ -7,6 +7,8 @@
   :func:`use_host_addresses` (the node: ``settings.MEDIA_HOST_ADDRESSES``; tests:
   ``127.0.0.1``) replaces that list: we swap aioice's module-level ``get_host_addresses``
   (process-wide; it is looked up at each gathering) for one that returns those addresses.
+* :func:`use_receive_buffer` (the node: ``settings.MEDIA_UDP_RECEIVE_BUFFER_BYTES``) sizes
+  the receive buffer of every ICE socket made after it (process-wide).
 
 Plain Python, no Django: the Python client uses it outside the platform too.
 """
@@ -17,9 +19,11 @@ import ipaddress
 from collections.abc import Sequence
 
 import aioice.ice
+import aioice.turn
 from aiortc import RTCConfiguration, RTCIceServer
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
+_default_receive_buffer = aioice.turn.UDP_SOCKET_BUFFER_SIZE
 _ice_servers: list[RTCIceServer] = []
 
 
@@ -50,3 +54,14 @@ def use_host_addresses(addresses: Sequence[str]) -> None:
         ]
 
     aioice.ice.get_host_addresses = configured
+
+
+def use_receive_buffer(size: int) -> None:
+    """Give every ICE socket made after this a ``size``-byte receive buffer (0: aioice's 256 KiB).
+
+    A node that fans a keyframe out to many subscribers, or takes many DTLS handshakes at
+    once, leaves its sockets unread meanwhile: the publishers' packets must wait, not be
+    dropped. aioice sizes its sockets from ``aioice.turn.UDP_SOCKET_BUFFER_SIZE`` (read at
+    each gathering); the kernel caps the size at ``net.core.rmem_max``.
+    """
+    aioice.turn.UDP_SOCKET_BUFFER_SIZE = size or _default_receive_buffer

@@ -13,7 +13,8 @@ aiortc has no public API to forward encoded frames, but both ends are reachable
   route it to the publisher with ``RTCRtpReceiver._send_rtcp_pli()``.
 
 ``check_aiortc_internals()`` runs at node start-up and fails loudly if an aiortc
-upgrade removed any of the private names this relies on.
+upgrade removed any of the private names this, and the RTP forwarding
+(``rtpforward.py``), rely on.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable
 
 import av
-from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs.base import Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -72,12 +73,34 @@ def check_aiortc_internals() -> None:
         missing.append("RTCRtpTransceiver._codecs")
     if "_stream_id" not in RTCRtpSender.__init__.__code__.co_names:
         missing.append("RTCRtpSender._stream_id")
+    missing += _missing_rtp_forwarding_internals()
     if missing:
         raise AiortcInternalsChanged(
             "aiortc changed: the encoded-frame passthrough needs "
             + ", ".join(missing)
             + ". Pin aiortc==1.16.0 (requirements.txt) or port streamengine/media/passthrough.py."
         )
+
+
+def _missing_rtp_forwarding_internals() -> list[str]:
+    """What ``rtpforward`` uses: the names, and that aiortc still calls the ones it overrides."""
+    missing = []
+    # (class, coroutine method, the method of the same class or another that must call it)
+    coroutines = [
+        (RTCRtpReceiver, "_handle_rtp_packet", (RTCDtlsTransport, "_handle_rtp_data")),
+        (RTCDtlsTransport, "_send_rtp", None),
+        (RTCRtpSender, "_retransmit", (RTCRtpSender, "_handle_rtcp_packet")),
+        (RTCRtpSender, "_send_rtcp", (RTCRtpSender, "_run_rtcp")),
+    ]
+    for owner, name, caller in coroutines:
+        calls = getattr(getattr(*caller, None), "__code__", None) if caller else None
+        called = caller is None or (calls is not None and name in calls.co_names)
+        if not asyncio.iscoroutinefunction(getattr(owner, name, None)) or not called:
+            missing.append(f"{owner.__name__}.{name}")
+    for name in ("_ssrc", "_rtx_ssrc"):
+        if name not in RTCRtpSender.__init__.__code__.co_names:
+            missing.append(f"RTCRtpSender.{name}")
+    return missing
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:

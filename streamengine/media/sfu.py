@@ -7,10 +7,13 @@ participant id so no command scans the whole node. A transport carries one sessi
 JSON-frame clients) or several, added and removed by renegotiation (the OWT JS SDK's one
 peer connection per conference).
 
-Every publication is received once (its tracks tapped, see ``passthrough``); every
-subscription gets its own sender per track, fed by a :class:`ForwardedTrack`. When a
+Every publication is received once; every subscription gets its own sender per track. By
+default (``forward_rtp``) the publication's RTP packets are forwarded to each sender's
+:class:`~streamengine.media.rtpforward.RtpForwarder`, which rewrites them for that
+subscriber (``rtpforward``); otherwise its encoded frames are, through a
+:class:`ForwardedTrack` per subscriber that the sender packetizes (``passthrough``). When a
 subscriber cannot take the publication's codec, its track is served by the transcoding
-path instead (decode once per publication track, encode per subscriber, ``transcode``).
+path instead (decode once per publication track, encode once per form, ``transcode``).
 
 The SFU knows nothing about Django or the channel layer: it raises session events
 through ``on_event``, and the media node translates them into the portal protocol.
@@ -37,6 +40,7 @@ from streamengine.media.passthrough import (
     route_keyframe_requests,
     vp8_resolution,
 )
+from streamengine.media.rtpforward import RtpForwarder, RtpSource, publish_rtp
 from streamengine.media.transcode import SharedEncoding, TranscodedTrack, encoding_key
 
 logger = logging.getLogger(__name__)
@@ -86,6 +90,7 @@ class PublishedTrack:
         self.transcoded: set[TranscodedTrack] = set()
         self.encodings: dict[str, SharedEncoding] = {}  # video transcoded once per form
         self.keyframes = KeyframeRequester(receiver)
+        self.rtp: RtpSource | None = None  # the RTP packets, when they are forwarded (``forward_rtp``)
         self.tap = install_tap(receiver, self.on_frame)
         self.frames = 0
         self.resolution: tuple[int, int] | None = None
@@ -134,9 +139,11 @@ class PublishedTrack:
         encoding.users += 1  # counted from now: its subscriber attaches once connected
         return encoding
 
-    def detach(self, track: ForwardedTrack | TranscodedTrack) -> None:
+    def detach(self, track: ForwardedTrack | TranscodedTrack | RtpForwarder) -> None:
         self.subscribers.discard(track)  # type: ignore[arg-type]
         self.transcoded.discard(track)  # type: ignore[arg-type]
+        if isinstance(track, RtpForwarder):
+            track.detach()
         feed = getattr(track, "feed", None)
         for key, encoding in list(self.encodings.items()):
             if encoding is feed:
@@ -149,13 +156,17 @@ class PublishedTrack:
 
     def set_active(self, active: bool) -> None:
         self.active = active
+        forwarders = self.rtp.forwarders if self.rtp is not None else ()
+        if self.rtp is not None:
+            self.rtp.active = active
         if active:
-            for subscriber in self.subscribers:
+            for subscriber in [*self.subscribers, *forwarders]:
                 subscriber.cut_to_keyframe()
 
     def stop(self) -> None:
         self.keyframes.cancel()
-        for track in [*self.subscribers, *self.transcoded]:
+        forwarders = self.rtp.forwarders if self.rtp is not None else ()
+        for track in [*self.subscribers, *self.transcoded, *forwarders]:
             track.stop()
         for encoding in self.encodings.values():
             encoding.stop()
@@ -286,7 +297,11 @@ class SubscriptionSession(Session):
     kind: ClassVar[SessionKind] = "subscription"
     # The publication each kind comes from (``subscription-control update`` may switch one).
     sources: dict[str, PublicationSession] = field(default_factory=dict)
-    forwarded: dict[str, ForwardedTrack | TranscodedTrack] = field(default_factory=dict)  # by mid
+    # What each sender sends, by mid: its RtpForwarder (``forward_rtp``), a ForwardedTrack
+    # (frames), or a TranscodedTrack (the sender encodes).
+    forwarded: dict[str, ForwardedTrack | TranscodedTrack | RtpForwarder] = field(default_factory=dict)
+    # ``forward_rtp``: each sender's forwarder, kept for the sender's lifetime (numbering).
+    forwarders: dict[str, RtpForwarder] = field(default_factory=dict)
 
     def source_track(self, kind: str) -> PublishedTrack | None:
         source = self.sources.get(kind)
@@ -328,10 +343,12 @@ def simulcast_mids(sdp: str) -> set[str]:
 
 
 class SFU:
-    def __init__(self, on_event: OnEvent, *, transcode_all: bool = False) -> None:
+    def __init__(self, on_event: OnEvent, *, transcode_all: bool = False, forward_rtp: bool = True) -> None:
         self.on_event = on_event
         # Benchmark baseline: serve every subscriber by decode + re-encode (MediaRelay).
         self.transcode_all = transcode_all
+        # Forward RTP packets (rewritten per subscriber), not frames packetized per subscriber.
+        self.forward_rtp = forward_rtp and not transcode_all
         self.rooms: dict[str, Room] = {}
         # Indexes: every live session by id, every participant with sessions or transports by id.
         self.sessions: dict[str, PublicationSession | SubscriptionSession] = {}
@@ -457,7 +474,7 @@ class SFU:
         if not participant.sessions() and not participant.transports:
             self._forget(participant)
 
-    def _unfeed(self, session: SubscriptionSession, track: ForwardedTrack | TranscodedTrack) -> None:
+    def _unfeed(self, session: SubscriptionSession, track: ForwardedTrack | TranscodedTrack | RtpForwarder) -> None:
         source = session.source_track(track.kind)
         if source is not None:
             source.detach(track)
@@ -535,7 +552,8 @@ class SFU:
                 previous_source.subscriptions.discard(session)
             transceiver = session.transceivers[mid]
             session.forwarded[mid] = track = self._feed(session, transceiver, requested, codec_name(transceiver))
-            old.hand_over(track)
+            if track is not old:  # a forwarder switching sources stays its sender's track
+                old.hand_over(track)
             if session.ready:
                 self._start_feed(session, track)
 
@@ -679,6 +697,9 @@ class SFU:
         )
         published.codec = codec_name(transceiver)
         published.format = track_format(transceiver)
+        if self.forward_rtp:
+            published.rtp = RtpSource(transceiver.kind, published.codec, published.keyframes.request)
+            publish_rtp(transceiver.receiver, transceiver._codecs, published.rtp)
         session.published[mid] = published
 
     def _send(self, session: SubscriptionSession, transceiver: RTCRtpTransceiver, requested: dict) -> None:
@@ -691,6 +712,8 @@ class SFU:
             restrict_codecs(transceiver, source.codec.__eq__)
         elif wants.get("codec") and not restrict_codecs(transceiver, wants["codec"].__eq__):
             raise SessionError(f"Format {wants['codec']} not available for this subscriber")
+        if self.forward_rtp:
+            session.forwarders[str(transceiver.mid)] = RtpForwarder(transceiver.kind, transceiver.sender)
         track = self._feed(session, transceiver, requested, codec_name(transceiver))
         transceiver.direction = "sendonly"
         # The answer's a=msid names one MediaStream per subscription (aiortc gives every
@@ -701,30 +724,39 @@ class SFU:
 
     def _feed(
         self, session: SubscriptionSession, transceiver: RTCRtpTransceiver, requested: dict, codec: str
-    ) -> ForwardedTrack | TranscodedTrack:
-        """The track a subscription's sender sends: the source's frames as they are when the
-        sender's codec is theirs and no parameters are asked, else the transcoding path."""
+    ) -> ForwardedTrack | TranscodedTrack | RtpForwarder:
+        """The track a subscription's sender sends: the source's packets (or frames) as they
+        are when the sender's codec is theirs and no parameters are asked, else the
+        transcoding path (video: a shared encoding, forwarded as the source's packets are)."""
         source = session.source_track(transceiver.kind)
-        track: ForwardedTrack | TranscodedTrack
-        if codec == source.codec and not requested.get("parameters") and not self.transcode_all:
-            track = ForwardedTrack(transceiver.kind, source.codec, source.keyframes.request)
-            route_keyframe_requests(transceiver.sender, source.keyframes.request)
-        elif transceiver.kind == "video" and not self.transcode_all:
-            encoding = source.encoding(codec, requested.get("parameters") or {})
-            track = ForwardedTrack("video", codec, encoding.request_keyframe)
-            track.feed = encoding
-            route_keyframe_requests(transceiver.sender, encoding.request_keyframe)
-        else:
-            track = TranscodedTrack(source.receiver, transceiver.kind, requested.get("parameters") or {})
-            route_keyframe_requests(transceiver.sender, None)
-        transceiver.sender.replaceTrack(track)
-        return track
+        sender = transceiver.sender
+        parameters = requested.get("parameters") or {}
+        same = codec == source.codec and not parameters
+        if self.transcode_all or not (same or transceiver.kind == "video"):
+            track = TranscodedTrack(source.receiver, transceiver.kind, parameters)
+            route_keyframe_requests(sender, None)  # its own encoder's
+            sender.replaceTrack(track)
+            return track
+        encoding = None if same else source.encoding(codec, parameters)
+        request_keyframe = source.keyframes.request if same else encoding.request_keyframe
+        route_keyframe_requests(sender, request_keyframe)
+        forwarder = session.forwarders.get(str(transceiver.mid))
+        if forwarder is not None:
+            forwarder.retarget(source.rtp if same else encoding.rtp, feed=encoding)
+            forwarder.take_over()
+            return forwarder
+        forwarded = ForwardedTrack(transceiver.kind, codec, request_keyframe)
+        forwarded.feed = encoding
+        sender.replaceTrack(forwarded)
+        return forwarded
 
-    def _start_feed(self, session: SubscriptionSession, track: ForwardedTrack | TranscodedTrack) -> None:
+    def _start_feed(self, session: SubscriptionSession, track: ForwardedTrack | TranscodedTrack | RtpForwarder) -> None:
         source = session.source_track(track.kind)
         if source is None:
             return
-        if isinstance(track, TranscodedTrack):
+        if isinstance(track, RtpForwarder):
+            track.start()
+        elif isinstance(track, TranscodedTrack):
             source.transcoded.add(track)
             source.tap.decode = True
             source.keyframes.request()
@@ -760,4 +792,6 @@ class SFU:
             "subscriptions": len(subscriptions),
             "forwarded_frames": sum(getattr(t, "forwarded", 0) for t in forwarded),
             "dropped_frames": sum(getattr(t, "dropped", 0) for t in forwarded),
+            "forwarded_packets": sum(getattr(t, "packets", 0) for t in forwarded),
+            "retransmitted_packets": sum(getattr(t, "retransmitted", 0) for t in forwarded),
         }

@@ -5,7 +5,8 @@ the tap's ``decode`` flag) and shared through aiortc's ``MediaRelay``.
 
 * Video: one :class:`SharedEncoding` per distinct (codec, parameters) of a publication
   scales, thins the frame rate and encodes once (PyAV, ``encoding.VideoEncoder``); every
-  subscriber asking for the same gets those packets through its own ``ForwardedTrack``
+  subscriber asking for the same gets those packets, as RTP packetized once and forwarded
+  (``rtpforward``: its ``rtp`` source) or as frames through its own ``ForwardedTrack``
   (keyframe requests go to the shared encoder). So N subscribers of one transcoded form
   cost one encode, as forwarding costs none.
 * Audio (cheap), and every track when the SFU runs with ``transcode_all`` (the benchmark's
@@ -15,6 +16,7 @@ the tap's ``decode`` flag) and shared through aiortc's ``MediaRelay``.
 from __future__ import annotations
 
 import asyncio
+import fractions
 import json
 import logging
 
@@ -25,6 +27,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from streamengine.media.encoding import VIDEO_CLOCK, VideoEncoder, default_bitrate
 from streamengine.media.passthrough import ForwardedTrack
 from streamengine.media.resolutions import target_size
+from streamengine.media.rtpforward import Packetizer, RtpSource
 
 logger = logging.getLogger(__name__)
 # Assumed for a transcoded output without a frame rate of its own (OWT's default source).
@@ -111,7 +114,9 @@ class SharedEncoding:
         self.parameters = parameters
         self.framerate = float(parameters.get("framerate") or 0)
         self.source = _relay.subscribe(receiver.track, buffered=False)
-        self.subscribers: set[ForwardedTrack] = set()
+        self.subscribers: set[ForwardedTrack] = set()  # fed frames
+        self.rtp = RtpSource("video", codec, self.request_keyframe)  # its forwarders are fed RTP
+        self.packetizer = Packetizer(codec, self.rtp)
         self.users = 0  # subscriptions fed by it, connected or not yet
         self.encoder: VideoEncoder | None = None
         self.size: tuple[int, int] | None = None
@@ -122,6 +127,11 @@ class SharedEncoding:
     def attach(self, track: ForwardedTrack) -> None:
         self.subscribers.add(track)
         track.cut_to_keyframe()
+
+    @property
+    def fanout(self) -> int:
+        """How many subscribers get this form now (as frames or as RTP)."""
+        return len(self.subscribers) + len(self.rtp.forwarders)
 
     def request_keyframe(self) -> None:
         if self.encoder is not None:
@@ -147,7 +157,7 @@ class SharedEncoding:
                 frame = await self.source.recv()
             except MediaStreamError:
                 return
-            if not self.subscribers or frame.time is None:
+            if not self.fanout or frame.time is None:
                 continue
             if self.framerate:
                 if self.next_time is not None and frame.time < self.next_time:
@@ -170,11 +180,14 @@ class SharedEncoding:
                 data = bytes(packet)
                 for subscriber in list(self.subscribers):
                     subscriber.push(data, timestamp % 2**32)
+                if self.rtp.forwarders:
+                    packet.pts, packet.time_base = timestamp, fractions.Fraction(1, VIDEO_CLOCK)
+                    await self.packetizer.send(packet)
                 self.encoded += 1
 
     def stop(self) -> None:
         self.task.cancel()
         self.source.stop()
-        for track in self.subscribers:
+        for track in [*self.subscribers, *self.rtp.forwarders]:
             track.stop()
         self.subscribers.clear()

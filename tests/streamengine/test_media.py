@@ -264,9 +264,9 @@ async def test_subscribers_asking_the_same_transcoded_form_share_one_encode(pair
     # Two forms, two encoders: the two 320x240 subscribers get the same encoded frames.
     assert len(published.encodings) == 2
     shared = next(e for e in published.encodings.values() if e.parameters == small)
-    assert len(shared.subscribers) == 2 and shared.encoded > 0
+    assert shared.fanout == 2 and shared.encoded > 0
     await bob.unsubscribe(first)
-    await eventually(lambda: len(shared.subscribers) == 1, db=False)
+    await eventually(lambda: shared.fanout == 1, db=False)
     await bob.unsubscribe(second)
     await bob.unsubscribe(other)
     # The last subscriber of a form stops its encoder; the track is no longer decoded.
