@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 from bench.report import emit
-from owt.localserver import running_portal
 
 LUA = r"""
 local counter = 0
@@ -114,6 +113,9 @@ def main(argv: list[str]) -> dict:
     # The benchmark measures throughput past any per-service rate limit, so that limit is off.
     env["THROTTLE_OWT_SERVICE"] = ""
     os.environ.update({k: env[k] for k in ("OWT_VAR_DIR", "DJANGO_SETTINGS_MODULE", "LOG_LEVEL")})
+    # Imported only now: importing owt (DRF) reads the settings, which must see OWT_VAR_DIR.
+    from owt.localserver import running_portal
+
     try:
         with running_portal(env) as portal:
             return run_scenarios(portal.url, portal.port, workdir, args)
