@@ -2,10 +2,17 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "owt.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what get_asgi_application() does before making its handler
+
+from django.conf import settings  # noqa: E402
+
+from owt.http import ThreadedASGIHandler  # noqa: E402
+
+# Django's HTTP requests run in one hop to a pool thread each (owt/http.py), not Django's ASGIHandler.
+django_asgi_app = ThreadedASGIHandler(threads=settings.OWT_HTTP_THREADS)
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 

@@ -77,7 +77,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "owt.errors.RequestSizeLimitMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "owt.staticfiles.WhiteNoiseMiddleware",  # WhiteNoise's, async-capable (no thread hop per request)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -110,7 +110,10 @@ DEFAULT_SQLITE_URL = f"sqlite:///{VAR_DIR / 'owt.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or DEFAULT_SQLITE_URL,
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+        # Kept open between requests by each HTTP pool thread (owt/http.py): opening a
+        # PostgreSQL connection costs more than a management request; checked before reuse.
+        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -125,6 +128,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "NAME": str(VAR_DIR / f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.sqlite3")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads of a portal process that run HTTP requests (owt/http.py): each keeps its database
+# connection for DB_CONN_MAX_AGE seconds; more concurrent requests than this wait for one.
+OWT_HTTP_THREADS = int(os.environ.get("OWT_HTTP_THREADS", "16"))
 
 # --- Time ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
