@@ -9,7 +9,7 @@ import secrets
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
-from conference import roomconfig
+from conference import roomconfig, selectors
 from conference.crypto import UndecryptableSecret, decrypt, encrypt, reencrypt
 from conference.exceptions import EngineFailure, InvalidRequest, PermissionDenied, ServiceNotFound
 from conference.models import Room, Service
@@ -67,6 +67,8 @@ def service_delete(*, caller: Service, service_id: str) -> None:
         for room_id in service.rooms.values_list("id", flat=True):
             engine.domain_delete(domain_id=room_id)
         service.delete()
+        # Forgotten now, not on commit: were it rolled back, the next request just looks again.
+        selectors.credentials_forget(service_id=service_id)
 
 
 # --- rooms ---------------------------------------------------------------------------

@@ -183,7 +183,7 @@ class RoomListView(MAuthAPIView):
     )
     def get(self, request: Request) -> Response:
         rooms = selectors.room_list(service=request.user, **validated(RoomListQuery, request.query_params))
-        return Response(RoomOutput(rooms, many=True).data)
+        return Response(RoomOutput.rendered_many(rooms))
 
     @extend_schema(
         summary="Create a room (defaults fill every setting not given)",
@@ -204,7 +204,7 @@ class RoomListView(MAuthAPIView):
     def post(self, request: Request) -> Response:
         body = json_body(request)
         room = services.room_create(service=request.user, name=body.get("name"), options=body.get("options"))
-        return Response(RoomOutput(room).data)
+        return Response(RoomOutput.rendered(room))
 
 
 class RoomDetailView(MAuthAPIView):
@@ -215,7 +215,7 @@ class RoomDetailView(MAuthAPIView):
         tags=["rooms"],
     )
     def get(self, request: Request, room_id: str) -> Response:
-        return Response(RoomOutput(selectors.room_get(service=request.user, room_id=room_id)).data)
+        return Response(RoomOutput.rendered(selectors.room_get(service=request.user, room_id=room_id)))
 
     @extend_schema(
         summary="Update a room: top-level keys given replace the stored ones (the reference's PUT)",
@@ -253,9 +253,9 @@ class RoomDetailView(MAuthAPIView):
         return self._update(request, room_id, merge="deep")
 
     def _update(self, request: Request, room_id: str, *, merge: str) -> Response:
-        room = selectors.room_get(service=request.user, room_id=room_id)
+        room = selectors.room_get(service=request.user, room_id=room_id, with_config=True)
         room = services.room_update(room=room, body=request.data, merge=merge)
-        return Response(RoomOutput(room).data)
+        return Response(RoomOutput.rendered(room))
 
     @extend_schema(
         summary="Delete a room",

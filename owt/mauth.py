@@ -40,6 +40,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from owt.errors import OWT_ERRORS, Unauthenticated
+from owt.renderers import JSONRenderer
 from owt.throttling import MAuthFailureThrottle, ServiceThrottle
 
 REALM = "http://marte3.dit.upm.es"
@@ -215,6 +216,7 @@ class MAuthAPIView(APIView):
 
     authentication_classes = [MAuthAuthentication]
     permission_classes: list = []
+    renderer_classes = [JSONRenderer]
     throttle_classes = [ServiceThrottle]
     error_format = OWT_ERRORS
 
