@@ -56,3 +56,18 @@ def test_children_hand_out_tokens_for_the_port_given(tmp_path):
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert json.loads(base64.b64decode(result["token"]))["host"] == "127.0.0.1:9000"
     assert "wss://127.0.0.1:9000" in result["connect_src"]
+
+
+def test_several_portal_processes_need_the_redis_channel_layer(tmp_path):
+    """On the in-memory channel layer signaling could not cross processes: refused before anything starts."""
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "runplatform", "--workers", "2"],
+        cwd=ROOT,
+        env=portal_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode != 0
+    assert "--workers above 1 needs the Redis channel layer" in completed.stderr
+    assert not (tmp_path / "owt.sqlite3").exists()  # nothing migrated, nothing started
