@@ -30,7 +30,7 @@ class _FragmentEncoder(JSONEncoder):
 
     def default(self, value: Any) -> Any:
         if isinstance(value, orjson.Fragment):
-            return orjson.loads(value.contents)
+            return orjson.loads(orjson.dumps(value))
         return super().default(value)
 
 
