@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from bench import _constant_rate as constant_rate
+from bench.media_jobs import _tree_cpu_seconds
 from bench.report import emit
 
 LUA = r"""
@@ -146,7 +147,8 @@ def main(argv: list[str]) -> dict:
         server = running_portal(env)
     try:
         with server as portal:
-            return run_scenarios(portal.url, portal.port, workdir, args)
+            pids = portal.pids if args.workers > 1 else [portal.process.pid]
+            return run_scenarios(portal.url, portal.port, pids, workdir, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -159,13 +161,18 @@ COLUMNS = (
     "p99 ms",
     "max ms",
     "send lag p99 ms",
+    "server CPU ms/req",
     "requests",
     "non-2xx",
     "errors",
 )
 
 
-def run_scenarios(base: str, port: int, workdir: Path, args: argparse.Namespace) -> dict:
+def server_cpu_seconds(pids: list[int]) -> float:
+    return sum(_tree_cpu_seconds(pid) for pid in pids)
+
+
+def run_scenarios(base: str, port: int, pids: list[int], workdir: Path, args: argparse.Namespace) -> dict:
     import django
 
     django.setup()
@@ -196,6 +203,7 @@ def run_scenarios(base: str, port: int, workdir: Path, args: argparse.Namespace)
         for name, path, method, body in scenarios:
             # Each scenario gets fresh headers: a previous run used (and burned) its share.
             headers_file.write_text("\n".join(sign(count)))
+            cpu = server_cpu_seconds(pids)
             result = run_wrk(f"{base}{path}", headers_file=headers_file, method=method, body=body, args=args, lua=lua)
             rows.append(
                 {
@@ -206,6 +214,7 @@ def run_scenarios(base: str, port: int, workdir: Path, args: argparse.Namespace)
                     "p99 ms": result["p99_us"] / 1000,
                     "max ms": result["max_us"] / 1000,
                     "send lag p99 ms": "",
+                    "server CPU ms/req": (server_cpu_seconds(pids) - cpu) * 1000 / max(result["requests"], 1),
                     "requests": result["requests"],
                     "non-2xx": result["non2xx"],
                     "errors": result["socket_errors"],
@@ -214,6 +223,7 @@ def run_scenarios(base: str, port: int, workdir: Path, args: argparse.Namespace)
     if args.mode in ("rate", "both"):
         for name, path, method, body in scenarios:
             headers = sign(int(args.rate * args.duration) + 1)
+            cpu = server_cpu_seconds(pids)
             result = asyncio.run(
                 constant_rate.run(
                     "127.0.0.1",
@@ -239,6 +249,7 @@ def run_scenarios(base: str, port: int, workdir: Path, args: argparse.Namespace)
                     "p99 ms": result.p99_ms,
                     "max ms": result.max_ms,
                     "send lag p99 ms": result.send_lag_p99_ms,
+                    "server CPU ms/req": (server_cpu_seconds(pids) - cpu) * 1000 / result.sent,
                     "requests": result.sent,
                     "non-2xx": result.non2xx,
                     "errors": result.errors,
