@@ -136,12 +136,13 @@ def main(argv: list[str]) -> dict:
     env = {**os.environ, "OWT_VAR_DIR": str(workdir), "DJANGO_SETTINGS_MODULE": "owt.settings", "LOG_LEVEL": "WARNING"}
     # The benchmark measures throughput past any per-service rate limit, so that limit is off.
     env["THROTTLE_OWT_SERVICE"] = ""
-    os.environ.update({k: env[k] for k in ("OWT_VAR_DIR", "DJANGO_SETTINGS_MODULE", "LOG_LEVEL")})
+    # This process creates the service the portals check: both encrypt its key under one SECRET_KEY.
+    env.setdefault("SECRET_KEY", "bench-mgmt-api-" + "k" * 40)
+    os.environ.update({k: env[k] for k in ("OWT_VAR_DIR", "DJANGO_SETTINGS_MODULE", "LOG_LEVEL", "SECRET_KEY")})
     # Imported only now: importing owt (DRF) reads the settings, which must see OWT_VAR_DIR.
     from owt.localserver import running_portal, running_portal_workers
 
     if args.workers > 1:
-        env.setdefault("SECRET_KEY", "bench-mgmt-api-" + "k" * 40)  # runplatform would write one to var/
         server = running_portal_workers(env, args.workers, log_path=workdir / "runplatform.log")
     else:
         server = running_portal(env)

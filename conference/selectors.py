@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 from django.db.models import Prefetch, QuerySet
 
@@ -90,16 +91,19 @@ def room_get(*, service: Service, room_id: str, with_config: bool = False) -> Ro
     return room
 
 
-def room_list(*, service: Service, page: int | None = None, per_page: int | None = None) -> list[Room]:
-    """The service's rooms, oldest first, without their settings (``room_configs`` loads those
-    ``RoomOutput`` has not rendered yet); ``per_page`` > 0 paginates (1-based ``page``)."""
-    rooms = Room.objects.filter(service=service).defer("config").order_by("created_at", "id")
+def room_versions(
+    *, service: Service, page: int | None = None, per_page: int | None = None
+) -> list[tuple[str, datetime]]:
+    """The service's rooms as ``(id, updated_at)``, oldest first: ``RoomOutput`` answers a listing
+    from its renderings of those versions, loading only rooms it has not rendered yet
+    (:func:`rooms_by_id`). ``per_page`` > 0 paginates (1-based ``page``)."""
+    rooms = Room.objects.filter(service=service).order_by("created_at", "id").values_list("id", "updated_at")
     if per_page and per_page > 0:
         start = (max(page or 1, 1) - 1) * per_page
         rooms = rooms[start : start + per_page]
     return list(rooms)
 
 
-def room_configs(*, room_ids: list[str]) -> dict[str, dict]:
-    """The settings of these rooms by id, in one query (a room deleted meanwhile is missing)."""
-    return dict(Room.objects.filter(id__in=room_ids).values_list("id", "config"))
+def rooms_by_id(*, room_ids: list[str]) -> dict[str, Room]:
+    """These rooms by id, in one query (a room deleted meanwhile is missing)."""
+    return {room.id: room for room in Room.objects.filter(id__in=room_ids)}

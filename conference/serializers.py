@@ -83,17 +83,20 @@ class RoomOutput(serializers.Serializer):
         return fragment
 
     @classmethod
-    def rendered_many(cls, rooms: list[Room]) -> list[orjson.Fragment]:
-        """:meth:`rendered` of each room; the settings of those not rendered yet are loaded in one
-        query (``room_list`` leaves them out). A room deleted meanwhile is left out."""
-        missing = {room.id for room in rooms if (room.id, room.updated_at) not in _rendered}
-        if missing:
-            configs = selectors.room_configs(room_ids=list(missing))
-            rooms = [room for room in rooms if room.id not in missing or room.id in configs]
-            for room in rooms:
-                if room.id in configs:
-                    room.config = configs[room.id]
-        return [cls.rendered(room) for room in rooms]
+    def rendered_many(cls, versions: list[tuple[str, datetime]]) -> list[orjson.Fragment]:
+        """:meth:`rendered` of each ``(room id, updated_at)`` (``selectors.room_versions``): the rooms
+        not rendered yet are loaded in one query; one deleted meanwhile is left out."""
+        missing = [room_id for room_id, version in versions if (room_id, version) not in _rendered]
+        rooms = selectors.rooms_by_id(room_ids=missing) if missing else {}
+        fragments = []
+        for room_id, version in versions:
+            fragment = _rendered.get((room_id, version))
+            if fragment is None:
+                if room_id not in rooms:
+                    continue
+                fragment = cls.rendered(rooms[room_id])  # the room as loaded: that version or a newer one
+            fragments.append(fragment)
+        return fragments
 
 
 class RenderedRooms:

@@ -184,8 +184,7 @@ class RoomListView(MAuthAPIView):
     def get(self, request: Request) -> Response:
         # Most listings have no query: validating an empty one cost a tenth of the request.
         query = validated(RoomListQuery, request.query_params) if request.query_params else {}
-        rooms = selectors.room_list(service=request.user, **query)
-        return Response(RoomOutput.rendered_many(rooms))
+        return Response(RoomOutput.rendered_many(selectors.room_versions(service=request.user, **query)))
 
     @extend_schema(
         summary="Create a room (defaults fill every setting not given)",

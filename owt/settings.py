@@ -335,7 +335,7 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "mauth": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "owt.caches.RedisCache",  # Django's, keeping its client (owt/caches.py)
             "LOCATION": os.environ.get("MAUTH_REDIS_URL", REDIS_URL),
         }
         if REDIS_URL
@@ -382,7 +382,7 @@ MIDDLEWARE.insert(MIDDLEWARE.index("owt.errors.RequestSizeLimitMiddleware") + 1,
 # Throttle history lives here: Redis when REDIS_URL is set, so every portal counts together.
 OWT_THROTTLE_CACHE = "throttle"
 CACHES["throttle"] = (
-    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    {"BACKEND": "owt.caches.RedisCache", "LOCATION": REDIS_URL}
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "owt-throttle"}
 )
