@@ -96,7 +96,7 @@ def token_create(
     # moment; their logins fail and clients ask for new ones. Not inside a caller's transaction,
     # whose other writes keep their durability.
     relaxed = connection.vendor == "postgresql" and not connection.in_atomic_block
-    with transaction.atomic():
+    with transaction.atomic() if relaxed else contextlib.nullcontext():
         if relaxed:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
