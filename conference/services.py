@@ -114,8 +114,9 @@ def room_delete(*, room: Room) -> None:
 PREFERENCE_MAX_KEYS = 8  # OWT's preference has two: isp, region
 
 
-def token_create(*, room: Room, user: object, role: object, preference: object = None) -> str:
-    """A one-time join token for ``room`` (text clients pass to ``ConferenceClient.join``)."""
+def token_create(*, service: Service, room_id: str, user: object, role: object, preference: object = None) -> str:
+    """A one-time join token for the room ``room_id`` of ``service`` (text clients pass to
+    ``ConferenceClient.join``); another service's room is not found (404/1003), like an unknown one."""
     if preference is None:
         preference = {"isp": "isp", "region": "region"}
     if not isinstance(preference, dict) or not all(isinstance(v, str) for v in preference.values()):
@@ -131,7 +132,8 @@ def token_create(*, room: Room, user: object, role: object, preference: object =
         )
     if not isinstance(user, str) or not user or not isinstance(role, str) or not role:
         raise InvalidRequest("Name or role not valid")
-    return engine.token_create(domain_id=room.id, user=user, role=role, origin=preference)
+    # The engine's room (domain) is owned by the service: one query finds it, checks the owner and the role.
+    return engine.token_create(domain_id=room_id, owner=service.id, user=user, role=role, origin=preference)
 
 
 # --- key rotation ----------------------------------------------------------------------

@@ -284,11 +284,17 @@ class RoomTokenView(MAuthAPIView):
         tags=["tokens"],
     )
     def post(self, request: Request, room_id: str) -> HttpResponse:
-        room = selectors.room_get(service=request.user, room_id=room_id)
-        body = json_body(request)
-        auth = request.auth
-        # A user and role signed into the MAuth header take priority over the body.
-        user, role = (auth.user, auth.role) if auth.user and auth.role else (body.get("user"), body.get("role"))
-        validated(TokenCreateInput, {**body, "user": user, "role": role})
-        token = services.token_create(room=room, user=user, role=role, preference=body.get("preference"))
+        try:
+            body = json_body(request)
+            auth = request.auth
+            # A user and role signed into the MAuth header take priority over the body.
+            user, role = (auth.user, auth.role) if auth.user and auth.role else (body.get("user"), body.get("role"))
+            validated(TokenCreateInput, {**body, "user": user, "role": role})
+            # The room is looked up with its roles, as the token is made: an unknown room is a 404.
+            token = services.token_create(
+                service=request.user, room_id=room_id, user=user, role=role, preference=body.get("preference")
+            )
+        except InvalidRequest:
+            selectors.room_get(service=request.user, room_id=room_id)  # an unknown room answers 404 first
+            raise
         return text(token)

@@ -78,12 +78,15 @@ def token_create(
     host: str | None = None,
     secure: bool | None = None,
     job_id: str | None = None,
+    owner: str | None = None,
 ) -> str:
     """Issue a one-time token for ``domain_id`` and return the token string clients send at login.
 
     ``job_id``: the internal credential of that media job (its participant is the job's).
+    ``owner``: the domain must be this owner's (another's is not found).
     """
-    domain = Domain.objects.filter(id=domain_id).first()
+    domains = Domain.objects.filter(id=domain_id)
+    domain = (domains if owner is None else domains.filter(owner=owner)).first()
     if domain is None:
         raise DomainNotFound()
     if not isinstance(user, str) or not user or not isinstance(role, str):
