@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -40,13 +39,15 @@ QUICK: dict[str, list[str]] = {
 }
 
 
-def results_of(name: str, since: float) -> list[dict]:
-    """The result files ``name`` wrote since ``since`` (``bench.report.emit``: ``NAME-YYYYmmddTHHMMSS.json``)."""
-    pattern = re.compile(rf"^{re.escape(name)}-\d{{8}}T\d{{6}}\.json$")
-    paths = sorted(
-        p for p in RESULTS_DIR.glob(f"{name}-*.json") if pattern.match(p.name) and p.stat().st_mtime >= since
-    )
-    return [json.loads(path.read_text()) for path in paths]
+def results_written(since: float) -> list[dict]:
+    """The result files written since ``since`` (benchmarks run one at a time, and some write
+    several tables: ``portal_stats_ingest-…``, ``signaling-join-…``), oldest first."""
+    paths = [
+        path
+        for path in RESULTS_DIR.glob("*.json")
+        if not path.name.startswith("all-") and path.stat().st_mtime >= since
+    ]
+    return [json.loads(path.read_text()) for path in sorted(paths, key=lambda path: path.stat().st_mtime)]
 
 
 def run_one(name: str, timeout: float) -> dict:
@@ -68,7 +69,7 @@ def run_one(name: str, timeout: float) -> dict:
     except subprocess.TimeoutExpired:
         record["status"] = f"failed (no end within {timeout:.0f} s)"
     record["seconds"] = time.time() - started
-    record["results"] = results_of(name, started - 1)
+    record["results"] = results_written(started)
     return record
 
 
