@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import emit, percentile
-from owt.localserver import running_portal
 
 
 class HttpTransport:
@@ -215,6 +214,9 @@ async def measure(transport: Any, api_key: str, mode: str, args: argparse.Namesp
 def run_mode(mode: str, env: dict, api_key: str, args: argparse.Namespace, workdir: Path) -> dict:
     if args.transport == "daphne":
         server_env = {**env, "METRICS_STATS_INGEST": mode}
+        # Imported here: importing owt reads the settings, which must see main()'s OWT_VAR_DIR.
+        from owt.localserver import running_portal
+
         with running_portal(server_env, migrate=False, log_path=workdir / f"daphne-{mode}.log") as portal:
             connection_ids, result, warm_rows = asyncio.run(measure(HttpTransport(portal.port), api_key, mode, args))
     else:

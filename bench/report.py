@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ def table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
     if not rows:
         return "(no rows)"
     columns = list(columns or rows[0].keys())
-    cells = [[_format(row.get(column, "")) for column in columns] for row in rows]
+    cells = [[format_value(row.get(column, "")) for column in columns] for row in rows]
     widths = [max(len(column), *(len(cell[i]) for cell in cells)) for i, column in enumerate(columns)]
     lines = ["  ".join(column.ljust(widths[i]) for i, column in enumerate(columns))]
     lines.append("  ".join("-" * width for width in widths))
@@ -30,7 +31,8 @@ def table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def _format(value: object) -> str:
+def format_value(value: object) -> str:
+    """A table cell: thousands separators, floats to two decimals."""
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, int):
@@ -43,12 +45,20 @@ def emit(name: str, rows: list[dict], *, notes: dict | None = None, columns: Seq
     print(f"== {name} ==")
     print(table(rows, columns))
     for key, value in (notes or {}).items():
-        print(f"{key}: {_format(value)}")
+        print(f"{key}: {format_value(value)}")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(
         json.dumps(
-            {"name": name, "rows": rows, "notes": notes or {}, "machine": platform.platform(), "at": time.time()},
+            {
+                "name": name,
+                "rows": rows,
+                "notes": notes or {},
+                "machine": platform.platform(),
+                "at": time.time(),
+                # Other work on the machine skews the figures: the 1-, 5- and 15-minute load when written.
+                "loadavg": os.getloadavg(),
+            },
             indent=2,
             default=str,
         )

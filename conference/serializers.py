@@ -6,10 +6,14 @@ defaults); the serializers here shape responses and document requests in the Ope
 
 from __future__ import annotations
 
+import threading
+from datetime import datetime
 from typing import Any
 
+import orjson
 from rest_framework import serializers
 
+from conference import selectors
 from conference.models import Room, Service
 from conference.roomconfig import decrypt_sip, in_key_order
 from owt.parsers import QUERY_INTEGER_MAX
@@ -65,6 +69,62 @@ class RoomOutput(serializers.Serializer):
 
     def to_representation(self, room: Room) -> dict[str, Any]:
         return {"_id": room.id, "id": room.id, "name": room.name, **in_key_order(decrypt_sip(room.config))}
+
+    @classmethod
+    def rendered(cls, room: Room) -> orjson.Fragment:
+        """The room's document as JSON (for ``owt.renderers.JSONRenderer``), encoded once per
+        version of the room: putting a stored room back in key order cost more than the rest of
+        a ``GET /v1/rooms``."""
+        key = (room.id, room.updated_at)
+        fragment = _rendered.get(key)
+        if fragment is None:
+            fragment = orjson.Fragment(orjson.dumps(cls().to_representation(room)))
+            _rendered.put(key, fragment)
+        return fragment
+
+    @classmethod
+    def rendered_many(cls, versions: list[tuple[str, datetime]]) -> list[orjson.Fragment]:
+        """:meth:`rendered` of each ``(room id, updated_at)`` (``selectors.room_versions``): the rooms
+        not rendered yet are loaded in one query; one deleted meanwhile is left out."""
+        missing = [room_id for room_id, version in versions if (room_id, version) not in _rendered]
+        rooms = selectors.rooms_by_id(room_ids=missing) if missing else {}
+        fragments = []
+        for room_id, version in versions:
+            fragment = _rendered.get((room_id, version))
+            if fragment is None:
+                if room_id not in rooms:
+                    continue
+                fragment = cls.rendered(rooms[room_id])  # the room as loaded: that version or a newer one
+            fragments.append(fragment)
+        return fragments
+
+
+class RenderedRooms:
+    """Encoded room documents by (room id, ``updated_at``), at most ``size``, oldest dropped first.
+
+    Every write of a room saves ``updated_at`` (``auto_now``), so a changed room is a new key
+    and each portal process renders it again; entries of old versions just age out.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: dict[tuple[str, datetime], orjson.Fragment] = {}
+        self.lock = threading.Lock()
+
+    def __contains__(self, key: tuple[str, datetime]) -> bool:
+        return key in self.items
+
+    def get(self, key: tuple[str, datetime]) -> orjson.Fragment | None:
+        return self.items.get(key)
+
+    def put(self, key: tuple[str, datetime], fragment: orjson.Fragment) -> None:
+        with self.lock:
+            self.items[key] = fragment
+            while len(self.items) > self.size:
+                del self.items[next(iter(self.items))]
+
+
+_rendered = RenderedRooms(size=4096)
 
 
 class RoomCreateInput(serializers.Serializer):

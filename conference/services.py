@@ -9,7 +9,7 @@ import secrets
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
-from conference import roomconfig
+from conference import roomconfig, selectors
 from conference.exceptions import EngineFailure, InvalidRequest, PermissionDenied, ServiceNotFound
 from conference.models import Room, Service
 from owt.crypto import UndecryptableSecret, decrypt, encrypt, reencrypt
@@ -67,6 +67,8 @@ def service_delete(*, caller: Service, service_id: str) -> None:
         for room_id in service.rooms.values_list("id", flat=True):
             engine.domain_delete(domain_id=room_id)
         service.delete()
+        # Forgotten now, not on commit: were it rolled back, the next request just looks again.
+        selectors.credentials_forget(service_id=service_id)
 
 
 # --- rooms ---------------------------------------------------------------------------
@@ -112,8 +114,9 @@ def room_delete(*, room: Room) -> None:
 PREFERENCE_MAX_KEYS = 8  # OWT's preference has two: isp, region
 
 
-def token_create(*, room: Room, user: object, role: object, preference: object = None) -> str:
-    """A one-time join token for ``room`` (text clients pass to ``ConferenceClient.join``)."""
+def token_create(*, service: Service, room_id: str, user: object, role: object, preference: object = None) -> str:
+    """A one-time join token for the room ``room_id`` of ``service`` (text clients pass to
+    ``ConferenceClient.join``); another service's room is not found (404/1003), like an unknown one."""
     if preference is None:
         preference = {"isp": "isp", "region": "region"}
     if not isinstance(preference, dict) or not all(isinstance(v, str) for v in preference.values()):
@@ -129,7 +132,8 @@ def token_create(*, room: Room, user: object, role: object, preference: object =
         )
     if not isinstance(user, str) or not user or not isinstance(role, str) or not role:
         raise InvalidRequest("Name or role not valid")
-    return engine.token_create(domain_id=room.id, user=user, role=role, origin=preference)
+    # The engine's room (domain) is owned by the service: one query finds it, checks the owner and the role.
+    return engine.token_create(domain_id=room_id, owner=service.id, user=user, role=role, origin=preference)
 
 
 # --- key rotation ----------------------------------------------------------------------

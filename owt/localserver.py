@@ -142,6 +142,44 @@ def _wait_until_up(url: str, process: subprocess.Popen, timeout: float, log_path
     raise RuntimeError(f"daphne did not answer {url} within {timeout:.0f}s")
 
 
+@dataclass(frozen=True)
+class PortalWorkers:
+    """``manage.py runplatform --workers N``: N portal processes on one port, and its super service."""
+
+    url: str
+    port: int
+    pids: list[int]  # the portal processes (daphne), in start order
+    service_id: str
+    key: str
+
+
+@contextmanager
+def running_portal_workers(env: dict, workers: int, *, log_path: Path, timeout: float = 120) -> Iterator[PortalWorkers]:
+    """``manage.py runplatform --workers N --no-worker --no-beat`` on a free loopback port with
+    ``env`` (which must configure the Redis channel layer), yielded once a portal answers ``/health/``;
+    its media node too, unless ``env`` embeds one. Stopped (SIGTERM, as Ctrl-C) on exit."""
+    port = free_port()
+    command = [sys.executable, "manage.py", "runplatform", "--workers", str(workers), "--no-worker", "--no-beat"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_until_up(f"{url}/health/", process, timeout, log_path)
+            output = log_path.read_text(errors="replace")
+            yield PortalWorkers(
+                url=url,
+                port=port,
+                pids=[int(pid) for pid in re.findall(r"portal-\d+ pid (\d+)", output)],
+                service_id=re.search(r"service id: (\S+)", output)[1],
+                key=re.search(r"service key: (\S+)", output)[1],
+            )
+        finally:
+            _stop(process)
+
+
 @dataclass
 class Platform:
     url: str

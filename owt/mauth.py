@@ -30,7 +30,6 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -39,7 +38,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from owt.caches import shared_cache
 from owt.errors import OWT_ERRORS, Unauthenticated
+from owt.renderers import JSONRenderer
 from owt.throttling import MAuthFailureThrottle, ServiceThrottle
 
 REALM = "http://marte3.dit.upm.es"
@@ -116,7 +117,7 @@ def window_seconds() -> float:
 
 def _remember_once(service_id: str, timestamp: str, cnonce: str) -> bool:
     """True the first time this (service, timestamp, cnonce) is seen within the window."""
-    cache = caches[getattr(settings, "OWT_MAUTH_REPLAY_CACHE", "default")]
+    cache = shared_cache(getattr(settings, "OWT_MAUTH_REPLAY_CACHE", "default"))
     # A header older than the window is refused anyway, so twice the window is enough memory.
     return cache.add(f"owt:mauth:{service_id}:{timestamp}:{cnonce}", 1, timeout=2 * window_seconds() + 1)
 
@@ -215,6 +216,7 @@ class MAuthAPIView(APIView):
 
     authentication_classes = [MAuthAuthentication]
     permission_classes: list = []
+    renderer_classes = [JSONRenderer]
     throttle_classes = [ServiceThrottle]
     error_format = OWT_ERRORS
 

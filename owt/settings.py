@@ -78,7 +78,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "owt.errors.RequestSizeLimitMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "owt.staticfiles.WhiteNoiseMiddleware",  # WhiteNoise's, async-capable (no thread hop per request)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -111,21 +111,34 @@ DEFAULT_SQLITE_URL = f"sqlite:///{VAR_DIR / 'owt.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or DEFAULT_SQLITE_URL,
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+        # Kept open between requests by each HTTP pool thread (owt/http.py): opening a
+        # PostgreSQL connection costs more than a management request; checked before reuse.
+        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Django's backend, plus: the file's folder (var/ by default) is made on first connect.
     DATABASES["default"]["ENGINE"] = "owt.db.sqlite3"
     # Several processes (portal, worker) share the file: wait for locks instead of failing.
+    # synchronous=NORMAL: in WAL mode a commit no longer waits for an fsync (5-10 ms here, under
+    # the write lock: it capped POST tokens near 100/s); a crash of the process loses nothing, a
+    # power cut the last commits, never the file's consistency (sqlite.org/pragma.html#pragma_synchronous).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;",
+        }
     )
     # A file, not shared-cache memory: concurrency tests then see real SQLite locking (waits, not errors).
     DATABASES["default"]["TEST"] = {
         "NAME": str(VAR_DIR / f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.sqlite3")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads of a portal process that run HTTP requests (owt/http.py): each keeps its database
+# connection for DB_CONN_MAX_AGE seconds; more concurrent requests than this wait for one.
+OWT_HTTP_THREADS = int(os.environ.get("OWT_HTTP_THREADS", "16"))
 
 # --- Time ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -339,7 +352,7 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "mauth": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "owt.caches.RedisCache",  # Django's, keeping its client (owt/caches.py)
             "LOCATION": os.environ.get("MAUTH_REDIS_URL", REDIS_URL),
         }
         if REDIS_URL
@@ -386,7 +399,7 @@ MIDDLEWARE.insert(MIDDLEWARE.index("owt.errors.RequestSizeLimitMiddleware") + 1,
 # Throttle history lives here: Redis when REDIS_URL is set, so every portal counts together.
 OWT_THROTTLE_CACHE = "throttle"
 CACHES["throttle"] = (
-    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    {"BACKEND": "owt.caches.RedisCache", "LOCATION": REDIS_URL}
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "owt-throttle"}
 )

@@ -21,9 +21,11 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import BaseCache, caches
+from django.core.cache import BaseCache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+
+from owt.caches import shared_cache
 
 
 def retry_after(wait: float) -> str:
@@ -40,7 +42,7 @@ class CacheThrottle(SimpleRateThrottle):
 
     @property
     def cache(self) -> BaseCache:
-        return caches[settings.OWT_THROTTLE_CACHE]
+        return shared_cache(settings.OWT_THROTTLE_CACHE)
 
     @property
     def THROTTLE_RATES(self) -> dict[str, str | None]:  # noqa: N802 (DRF's attribute name)

@@ -87,12 +87,15 @@ def token_create(
     host: str | None = None,
     secure: bool | None = None,
     job_id: str | None = None,
+    owner: str | None = None,
 ) -> str:
     """Issue a one-time token for ``domain_id`` and return the token string clients send at login.
 
     ``job_id``: the internal credential of that media job (its participant is the job's).
+    ``owner``: the domain must be this owner's (another's is not found).
     """
-    domain = Domain.objects.filter(id=domain_id).first()
+    domains = Domain.objects.filter(id=domain_id)
+    domain = (domains if owner is None else domains.filter(owner=owner)).first()
     if domain is None:
         raise DomainNotFound()
     if not isinstance(user, str) or not user or not isinstance(role, str):
@@ -100,6 +103,8 @@ def token_create(
     if job_id is None and domain.role(role) is None:
         raise InvalidTokenRequest()
     host = host or settings.OWT_PORTAL_HOST
+    # Committed durably like every other write: a token the API handed out is never lost, even
+    # to a database crash (relaxing synchronous_commit for it was measured and left out).
     token = Token.objects.create(
         domain=domain,
         user=user,

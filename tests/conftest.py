@@ -18,6 +18,18 @@ def static_root():
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def connections_close_after_each_request():
+    """In this process, database connections close after each request, as before DB_CONN_MAX_AGE
+    kept them: the in-process portal's HTTP threads (owt/http.py) would hold theirs past the last
+    test, and PostgreSQL refuses to drop a test database someone is connected to. (The settings
+    are loaded before this file, so the environment cannot say it.)"""
+    from django.db import connections
+
+    for alias in connections:
+        connections[alias].settings_dict["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture
 def api_client():
     from rest_framework.test import APIClient

@@ -96,3 +96,13 @@ def test_token_single_use_under_concurrency(http):
         for thread in threads:
             thread.join()
         assert sorted(results) == ["ok"] + ["used"] * 7
+
+
+def test_an_unknown_or_foreign_room_is_a_404_before_the_body_is_judged(api, other_api):
+    theirs = other_api.create_room("theirs")["_id"]
+    for room_id in (theirs, "0" * 24):
+        for body in ({"user": "u", "role": "presenter"}, {"user": 7}, ["not", "an", "object"]):
+            with pytest.raises(OwtApiError) as info:
+                api.request("POST", f"/v1/rooms/{room_id}/tokens", json=body)
+            assert (info.value.status, info.value.code) == (404, 1003)
+    assert not Token.objects.exists()

@@ -100,3 +100,18 @@ def test_run_port_n_is_ready_and_hands_out_tokens_for_port_n(tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
+
+
+def test_several_portal_processes_need_the_redis_channel_layer(tmp_path):
+    """On the in-memory channel layer signaling could not cross processes: refused before anything starts."""
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "runplatform", "--workers", "2"],
+        cwd=ROOT,
+        env=portal_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode != 0
+    assert "--workers above 1 needs the Redis channel layer" in completed.stderr
+    assert not (tmp_path / "owt.sqlite3").exists()  # nothing migrated, nothing started

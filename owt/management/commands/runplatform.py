@@ -3,6 +3,11 @@
 On the embedded defaults this needs no server at all (SQLite, in-memory channel layer,
 kombu's filesystem broker). The same processes can be started one by one for scale-out
 (README, "Running distributed"). Ctrl-C stops every child cleanly.
+
+With the Redis channel layer the media node is a process of its own (``manage.py medianode``)
+and ``--workers N`` runs N portal processes that accept on one listening socket, which this
+command opens and hands to each daphne (``--fd``): the kernel spreads connections over them,
+and signaling reaches participants on any of them through the channel layer.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +27,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from owt.secret_key import create_file
 
@@ -63,6 +69,16 @@ def portal_answers(url: str) -> bool:
         return False
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` for the portal processes to share (IPv4:
+    daphne adopts a descriptor as an IPv4 socket)."""
+    if ":" in host:
+        raise CommandError("--workers above 1 listens on IPv4 addresses only (e.g. --host 0.0.0.0)")
+    listener = socket.create_server((host, port), backlog=1024)
+    listener.set_inheritable(True)
+    return listener
+
+
 class Command(BaseCommand):
     help = "Run portal + worker + beat in one command (migrating and bootstrapping on first start)."
     # Checked in handle(), once the first start has its own SECRET_KEY.
@@ -83,6 +99,18 @@ class Command(BaseCommand):
             default=int(os.environ.get("OWT_PORT", "8000")),
             help="Port the portal listens on; room tokens point at it unless OWT_PORTAL_HOST is set",
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("OWT_PORTAL_WORKERS", "1")),
+            help="Portal processes sharing the listening socket (more than 1 needs the Redis channel layer, "
+            "REDIS_URL; socket.io long-polling then needs sticky routing, docs/signaling.md)",
+        )
+        parser.add_argument(
+            "--no-media-node",
+            action="store_true",
+            help="Do not start a media node process (Redis channel layer: nodes run elsewhere)",
+        )
         parser.add_argument("--no-worker", action="store_true", help="Do not start the Celery workers")
         parser.add_argument("--no-beat", action="store_true", help="Do not start Celery beat")
         parser.add_argument("--concurrency", type=int, default=1, help="Processes of the data worker")
@@ -95,6 +123,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        if options["workers"] < 1:
+            raise CommandError("--workers must be at least 1")
+        if options["workers"] > 1 and settings.CHANNEL_LAYER != "redis":
+            raise CommandError(
+                "--workers above 1 needs the Redis channel layer (set REDIS_URL): the in-memory layer only "
+                "reaches its own process, so signaling could not cross portal processes"
+            )
         if not os.environ.get("SECRET_KEY") and not settings.SECRET_KEY_FILE.exists():
             self.generate_secret_key()
         self.check()
@@ -115,8 +150,19 @@ class Command(BaseCommand):
         base = str(settings.BASE_DIR)
         children: dict[str, subprocess.Popen] = {}
         env = child_environment(os.environ, options["host"], options["port"])
-        portal = [python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]), "owt.asgi:application"]
-        children["portal"] = subprocess.Popen(portal, cwd=base, env=env)
+        if options["workers"] == 1:
+            portal = [python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]), "owt.asgi:application"]
+            children["portal"] = subprocess.Popen(portal, cwd=base, env=env)
+        else:
+            # Opened here, so every portal accepts on it and a restart of one loses no connections.
+            with listening_socket(options["host"], options["port"]) as listener:
+                portal = [python, "-m", "daphne", "--fd", str(listener.fileno()), "owt.asgi:application"]
+                for number in range(1, options["workers"] + 1):
+                    children[f"portal-{number}"] = subprocess.Popen(
+                        portal, cwd=base, env=env, pass_fds=(listener.fileno(),)
+                    )
+        if not settings.MEDIA_NODE_EMBEDDED and not options["no_media_node"]:
+            children["media-node"] = subprocess.Popen([python, "manage.py", "medianode"], cwd=base, env=env)
         if not options["no_worker"]:
             celery_worker = [python, "-m", "celery", "-A", "owt", "worker", "--loglevel", "INFO"]
             # One worker per queue: a long media job never holds up rollups and summaries.
