@@ -75,7 +75,10 @@ def test_same_request_id_answers_the_existing_task_and_another_body_conflicts(eg
         ({"request_id": "a1", "cmd": "record"}, "payload"),
         ({"request_id": "a1", "cmd": "record", "payload": {**FLAT, "channel": None}}, "channel"),
         ({"request_id": "a1", "cmd": "record", "payload": {"layout": "flat"}}, "channel is required"),
-        ({"request_id": "a1", "cmd": "record", "payload": {"layout": "freestyle"}}, "url is required"),
+        (
+            {"request_id": "a1", "cmd": "record", "payload": {"layout": "freestyle"}},
+            "is required for the freestyle layout",
+        ),
         ({"request_id": "a1", "cmd": "record", "payload": {**FLAT, "layout": "customized"}}, "layout"),
         ({"request_id": "a1", "cmd": "record", "payload": {**FLAT, "format": "avi"}}, "format"),
         ({"request_id": "a1", "cmd": "record", "payload": {**FLAT, "users": ["ok", "not ok"]}}, "users"),
