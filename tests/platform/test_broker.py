@@ -12,13 +12,23 @@ import owt.broker
 def test_a_message_appears_whole_under_its_consumable_name(tmp_path, monkeypatch):
     seen_while_writing = []
     replace = os.replace
+    queue_folder, control_folder = tmp_path / "queue", tmp_path / "control"
+    queue_folder.mkdir()
+    control_folder.mkdir()
 
     def watching_replace(source: str, target: str) -> None:
-        seen_while_writing.extend(os.listdir(tmp_path))
+        seen_while_writing.extend(os.listdir(queue_folder))
         replace(source, target)
 
     monkeypatch.setattr(owt.broker.os, "replace", watching_replace)
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "store_processed": False}
+    # Every folder the transport keeps is this test's own (kombu's default control folder is
+    # "control" in the working directory, which other processes of the suite may share).
+    options = {
+        "data_folder_in": str(queue_folder),
+        "data_folder_out": str(queue_folder),
+        "control_folder": str(control_folder),
+        "store_processed": False,
+    }
     with Connection("filesystem://localhost/", transport_options=options) as connection:
         assert isinstance(connection.transport, owt.broker.Transport)
         queue = connection.SimpleQueue("data")
