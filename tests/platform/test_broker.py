@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 from kombu import Connection
 
@@ -31,7 +32,9 @@ def test_a_message_appears_whole_under_its_consumable_name(tmp_path, monkeypatch
     }
     with Connection("filesystem://localhost/", transport_options=options) as connection:
         assert isinstance(connection.transport, owt.broker.Transport)
-        queue = connection.SimpleQueue("data")
+        # A name of its own: kombu keeps declared bindings per process, so a queue name that
+        # an earlier test of the suite declared (in another folder) would not be bound here.
+        queue = connection.SimpleQueue(f"broker-test-{uuid.uuid4().hex}")
         queue.put({"task": "x"})
         # While it was written only the dot-name existed, which the consumer skips.
         assert seen_while_writing and all(name.startswith(".") for name in seen_while_writing)
