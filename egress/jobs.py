@@ -356,7 +356,6 @@ class EgressWebJob(EgressOutputs):
         try:
             async for kind, frame in self.capture.frames():
                 self.file_set.push(kind, frame)
-                self._limits(time.monotonic() - self.started)
         except Exception as exc:
             self.end(f"capturing the page failed: {exc}")
             return
