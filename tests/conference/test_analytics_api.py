@@ -12,9 +12,7 @@ from tests.streamengine import live_state as ls
 
 @pytest.fixture
 def setup(db, django_capture_on_commit_callbacks):
-    service, _, client = ls.tenant("analytics")
-    room = ls.room(service)
-    stream = ls.publication(ls.participant(room.id))
+    service, client, room, stream = ls.streaming_room("analytics")
     return {"api": client, "room": room, "stream": stream, "service": service}
 
 

@@ -12,9 +12,7 @@ AUDIO_ONLY = {"audio": True, "video": False}
 
 @pytest.fixture
 def setup(db, django_capture_on_commit_callbacks):
-    service, _, client = ls.tenant("sip")
-    room = ls.room(service)
-    stream = ls.publication(ls.participant(room.id))
+    service, client, room, stream = ls.streaming_room("sip")
     return {"api": client, "room": room, "stream": stream, "service": service}
 
 

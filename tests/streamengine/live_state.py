@@ -89,6 +89,14 @@ ROOM_CONFIG = {
 }
 
 
+def streaming_room(tenant_name: str) -> tuple[Service, MAuthClient, Room, Publication]:
+    """A tenant with a room in which a participant publishes a stream: what the REST tests of
+    jobs over a stream (recordings, analytics, SIP calls, processors) start from."""
+    service, _, client = tenant(tenant_name)
+    created = room(service)
+    return service, client, created, publication(participant(created.id))
+
+
 def room(service: Service, name: str = "room", config: dict | None = None) -> Room:
     """A room and its engine domain, as conference.services.room_create leaves them."""
     config = json.loads(json.dumps(config or ROOM_CONFIG))

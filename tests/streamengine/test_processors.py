@@ -12,9 +12,7 @@ BASE = "/v1.1/stream-engine"
 
 @pytest.fixture
 def world(db, django_capture_on_commit_callbacks):
-    service, _, client = ls.tenant("engine-processors")
-    room = ls.room(service)
-    stream = ls.publication(ls.participant(room.id))
+    service, client, room, stream = ls.streaming_room("engine-processors")
     _, _, stranger = ls.tenant("someone-else")
     return {"client": client, "room": room, "stream": stream, "stranger": stranger}
 

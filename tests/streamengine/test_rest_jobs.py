@@ -12,9 +12,7 @@ BASE = "/v1.1/stream-engine"
 
 @pytest.fixture
 def world(db, django_capture_on_commit_callbacks):
-    service, _, client = ls.tenant("engine-jobs")
-    room = ls.room(service)
-    stream = ls.publication(ls.participant(room.id))
+    service, client, room, stream = ls.streaming_room("engine-jobs")
     return {"client": client, "room": room, "stream": stream}
 
 
